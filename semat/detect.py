@@ -1,0 +1,343 @@
+"""Text → boxes with GroundingDINO (the transformers implementation, no custom CUDA op).
+
+``TextDetector.from_pretrained("grounding-dino-tiny")`` (default; ``"grounding-dino-base"`` for
+the larger Swin-B model) fetches the model repository through :mod:`semat.weights` into the
+weights folder, like every other checkpoint. :meth:`TextDetector.detect` returns labelled,
+scored, de-duplicated boxes in original image pixels.
+
+Prompt text. Phrases are separated by ``.`` (GroundingDINO's convention, ``"cat. dog."``);
+commas, semicolons and new lines are accepted as separators too, and a trailing ``.`` is added.
+
+Post-processing (our own, so it does not depend on the drifting
+``post_process_grounded_object_detection`` keyword names):
+
+* a query's **score** is its highest token probability over the prompt's tokens; queries with
+  ``score <= box_threshold`` are dropped;
+* its **label** is the phrase (as the user wrote it) that holds its highest-probability token
+  among the tokens with probability ``> text_threshold``; a query with no token above
+  ``text_threshold`` is dropped (it is not grounded in any phrase);
+* boxes are converted to ``xyxy`` pixels, clipped to the image, and boxes under 2 px dropped;
+* **duplicates**: greedy NMS, by score, removes a box overlapping a kept box of the *same label*
+  with IoU > ``iou_threshold`` (0.5), or of *any label* with IoU > ``cross_label_iou`` (0.85),
+  so "cat. animal." does not return the same cat twice; at most ``max_detections`` remain.
+
+When nothing survives, :class:`NoDetectionError` says what to change (lower the box threshold,
+or draw a box) and reports the best candidate's score.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DETECTOR_NAMES = ("grounding-dino-tiny", "grounding-dino-base")
+DEFAULT_DETECTOR = "grounding-dino-tiny"
+# HF GroundingDINO hard-codes these token ids ([CLS], [SEP], '.', '?') for phrase splitting.
+SPECIAL_TOKEN_IDS = (101, 102, 1012, 1029)
+MAX_TEXT_TOKENS = 256
+
+
+class NoDetectionError(ValueError):
+    """The detector found nothing for the prompt; the message says what to change."""
+
+    def __init__(self, message: str, best_score: float | None = None):
+        super().__init__(message)
+        self.best_score = best_score
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in original pixels
+    label: str
+    score: float
+
+
+def split_phrases(text: str) -> list[str]:
+    """``"a cat. dog, the ball"`` → ``["a cat", "dog", "the ball"]`` (empty parts dropped)."""
+    parts = re.split(r"[.,;\n?]+", text or "")
+    return [" ".join(p.split()) for p in parts if p.strip()]
+
+
+def normalise_prompt(text: str) -> str:
+    """The GroundingDINO form of a prompt: lower case, phrases joined by ``". "``, final ``"."``."""
+    phrases = split_phrases(text)
+    if not phrases:
+        raise ValueError("the text prompt is empty; type what to cut out, e.g. 'cat' or 'cat. dog.'")
+    return ". ".join(p.lower() for p in phrases) + "."
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of ``[N,4]`` and ``[M,4]`` xyxy boxes."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def deduplicate(detections: list[Detection], iou_threshold: float = 0.5, cross_label_iou: float = 0.85,
+                max_detections: int | None = None) -> list[Detection]:
+    """Greedy NMS by score: same-label overlaps above ``iou_threshold`` and any-label overlaps
+    above ``cross_label_iou`` are removed. Returns the kept detections by decreasing score."""
+    if not detections:
+        return []
+    order = sorted(range(len(detections)), key=lambda i: -detections[i].score)
+    boxes = np.array([detections[i].box for i in order], np.float64)
+    iou = box_iou(boxes, boxes)
+    kept: list[int] = []
+    for j in range(len(order)):
+        dup = False
+        for k in kept:
+            same = detections[order[j]].label == detections[order[k]].label
+            if iou[j, k] > (iou_threshold if same else cross_label_iou):
+                dup = True
+                break
+        if not dup:
+            kept.append(j)
+            if max_detections is not None and len(kept) >= max_detections:
+                break
+    return [detections[order[j]] for j in kept]
+
+
+def _check_threshold(name: str, value: float) -> float:
+    v = float(value)
+    if not np.isfinite(v) or not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+    return v
+
+
+def write_tiny_vocab(folder: str | Path, words: list[str] | None = None) -> Path:
+    """Write a small WordPiece ``vocab.txt`` that GroundingDINO can use.
+
+    Ids 101, 102, 1012, 1029 are ``[CLS] [SEP] . ?`` as the model requires; ids 0/100/103 are
+    ``[PAD] [UNK] [MASK]``; the remaining low ids are ``[unusedN]`` padding; after 1029 come
+    ``words``, the 26 letters and their ``##`` continuations, so any lower-case word tokenises.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = [f"[unused{i}]" for i in range(1030)]
+    for i, tok in {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]",
+                   1012: ".", 1029: "?"}.items():
+        vocab[i] = tok
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    extra = list(dict.fromkeys([*(words or ["cat", "dog", "person", "a", "the"]), *letters,
+                                *("##" + c for c in letters), *"0123456789", ",", "-", "'"]))
+    vocab += [w for w in extra if w not in vocab]
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny_config(vocab_size: int) -> Any:
+    """A ~2 M-parameter random GroundingDINO config (tests and SEMAT_TEST_MODELS=tiny)."""
+    from transformers import BertConfig, GroundingDinoConfig, SwinConfig
+
+    return GroundingDinoConfig(
+        backbone_config=SwinConfig(embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
+                                   out_features=["stage2", "stage3", "stage4"]),
+        text_config=BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=1,
+                               num_attention_heads=2, intermediate_size=128),
+        d_model=64, encoder_layers=1, decoder_layers=2,  # decoder_layers=1 breaks weight tying in 5.x
+        encoder_ffn_dim=128, decoder_ffn_dim=128, encoder_attention_heads=2, decoder_attention_heads=2,
+        num_queries=50)
+
+
+class TextDetector:
+    """GroundingDINO wrapper: ``detect(image, "cat. dog.")`` → list of :class:`Detection`."""
+
+    def __init__(self, model: Any, processor: Any, runtime: Any = None, name: str = ""):
+        from semat.device import Runtime, select_runtime
+
+        self.runtime: Runtime = runtime or select_runtime("cpu")
+        self.model = model.to(self.runtime.device, self.runtime.dtype).eval()
+        self.processor = processor
+        self.name = name
+        self.calls = 0  # model forwards, for cache tests and timing reports
+        self.last_timings: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, name: str = DEFAULT_DETECTOR, runtime: Any = None, progress: Any = None,
+                        device: str = "auto", dtype: Any = None) -> TextDetector:
+        """Load ``grounding-dino-tiny`` / ``grounding-dino-base`` (registry names, also ``tiny``,
+        ``base``, ``IDEA-Research/grounding-dino-*``) or a local folder in transformers format."""
+        from semat._compat import import_torchvision
+        from semat.device import select_runtime
+        from semat.weights import resolve
+
+        key = name.strip()
+        if key in ("tiny", "base"):
+            key = f"grounding-dino-{key}"
+        key = key.removeprefix("IDEA-Research/")
+        folder = resolve(key, progress)
+        if not folder.is_dir() or not (folder / "config.json").is_file():
+            raise ValueError(f"{name}: not a GroundingDINO model folder (config.json missing); "
+                             f"use one of {', '.join(DETECTOR_NAMES)} or a transformers-format folder")
+        import_torchvision()
+        from transformers import GroundingDinoForObjectDetection, GroundingDinoProcessor
+
+        runtime = runtime or select_runtime(device, dtype)
+        processor = GroundingDinoProcessor.from_pretrained(str(folder))
+        model = GroundingDinoForObjectDetection.from_pretrained(str(folder))
+        return cls(model, processor, runtime, name=key)
+
+    @classmethod
+    def tiny(cls, seed: int = 0, vocab_file: str | Path | None = None, image_size: int = 96,
+             runtime: Any = None) -> TextDetector:
+        """Random-weight tiny GroundingDINO with a tokenizer from ``vocab_file`` (a small vocab is
+        written to a temporary folder when None). Boxes are random: for tests only."""
+        import torch
+
+        from semat._compat import import_torchvision
+
+        import_torchvision()
+        from transformers import (
+            BertTokenizer,
+            GroundingDinoForObjectDetection,
+            GroundingDinoImageProcessor,
+            GroundingDinoProcessor,
+        )
+
+        if vocab_file is None:
+            vocab_file = write_tiny_vocab(tempfile.mkdtemp(prefix="semat-tiny-vocab-"))
+        vocab_file = Path(vocab_file)
+        tokenizer = BertTokenizer.from_pretrained(str(vocab_file.parent)) if vocab_file.name == "vocab.txt" \
+            else BertTokenizer(vocab=str(vocab_file))
+        ids = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", ".", "?"])
+        if tuple(ids) != SPECIAL_TOKEN_IDS:
+            raise ValueError(f"{vocab_file}: [CLS] [SEP] . ? must have ids {SPECIAL_TOKEN_IDS}, got {tuple(ids)}")
+        image_processor = GroundingDinoImageProcessor(
+            size={"shortest_edge": image_size * 2 // 3, "longest_edge": image_size})
+        processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = GroundingDinoForObjectDetection(tiny_config(len(tokenizer)))
+        return cls(model, processor, runtime, name="grounding-dino-tiny-random")
+
+    # -------------------------------------------------------------------- inference
+    def raw_scores(self, image: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """One forward: per-query token probabilities ``[Q, T]``, boxes ``[Q, 4]`` (xyxy px),
+        and the prompt's token ids (length T)."""
+        import torch
+
+        prompt = normalise_prompt(text)
+        h, w = image.shape[:2]
+        t0 = time.perf_counter()
+        inputs = self.processor(images=image, text=prompt, return_tensors="pt")
+        if inputs["input_ids"].shape[1] > MAX_TEXT_TOKENS:
+            raise ValueError(f"the text prompt is too long ({inputs['input_ids'].shape[1]} tokens, "
+                             f"at most {MAX_TEXT_TOKENS}); use fewer or shorter phrases")
+        inputs = {k: v.to(self.runtime.device) for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.runtime.dtype)
+        t1 = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            out = self.model(**inputs)
+            self.calls += 1
+        t2 = time.perf_counter()
+        ids = inputs["input_ids"][0].tolist()
+        logits = out.logits[0, :, : len(ids)].float()
+        probs = torch.sigmoid(logits).cpu().numpy()
+        cxcywh = out.pred_boxes[0].float().cpu().numpy().astype(np.float64)
+        boxes = np.stack([cxcywh[:, 0] - cxcywh[:, 2] / 2, cxcywh[:, 1] - cxcywh[:, 3] / 2,
+                          cxcywh[:, 0] + cxcywh[:, 2] / 2, cxcywh[:, 1] + cxcywh[:, 3] / 2], 1)
+        boxes *= np.array([w, h, w, h], np.float64)
+        self.last_timings = {"detect_preprocess": t1 - t0, "detect_forward": t2 - t1}
+        return probs, boxes, ids
+
+    def detect(self, image: np.ndarray, text: str, box_threshold: float = 0.35, text_threshold: float = 0.25,
+               iou_threshold: float = 0.5, cross_label_iou: float = 0.85, max_detections: int | None = 20,
+               raise_if_empty: bool = True) -> list[Detection]:
+        """Labelled, scored, de-duplicated boxes for ``text`` (see the module docstring).
+
+        Raises :class:`NoDetectionError` when nothing passes (unless ``raise_if_empty=False``).
+        """
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
+        bt = _check_threshold("box threshold", box_threshold)
+        tt = _check_threshold("text threshold", text_threshold)
+        phrases = split_phrases(text)
+        probs, boxes, ids = self.raw_scores(image, text)
+        t0 = time.perf_counter()
+        dets, best = decode(probs, boxes, ids, phrases, bt, tt, image.shape[:2])
+        dets = deduplicate(dets, iou_threshold, cross_label_iou, max_detections)
+        self.last_timings["detect_postprocess"] = time.perf_counter() - t0
+        if not dets and raise_if_empty:
+            raise NoDetectionError(no_detection_message(text, bt, best, tt), best)
+        return dets
+
+
+def phrase_index_per_token(ids: list[int], n_phrases: int) -> np.ndarray:
+    """For each token: the index of the phrase it belongs to, or -1 for special/separator tokens."""
+    out = np.full(len(ids), -1, np.int64)
+    k = 0
+    for i, t in enumerate(ids):
+        if t in (101, 0):  # [CLS], [PAD]
+            continue
+        if t == 102:  # [SEP]
+            break
+        if t in (1012, 1029):  # '.' / '?' end a phrase
+            k += 1
+            continue
+        if k < n_phrases:
+            out[i] = k
+    return out
+
+
+def decode(probs: np.ndarray, boxes: np.ndarray, ids: list[int], phrases: list[str], box_threshold: float,
+           text_threshold: float, image_hw: tuple[int, int]) -> tuple[list[Detection], float]:
+    """Turn per-query token probabilities into detections (before de-duplication).
+
+    Returns the detections and the best score among all queries (for the no-detection message).
+    """
+    h, w = image_hw
+    token_phrase = phrase_index_per_token(ids, len(phrases))
+    valid = token_phrase >= 0
+    if not valid.any():
+        return [], 0.0
+    p = np.where(valid[None, :], probs, 0.0)
+    scores = p.max(1)
+    best = float(scores.max()) if len(scores) else 0.0
+    dets: list[Detection] = []
+    for q in np.nonzero(scores > box_threshold)[0]:
+        above = (p[q] > text_threshold) & valid
+        if not above.any():
+            continue
+        tok = int(np.argmax(np.where(above, p[q], -1.0)))
+        label = phrases[int(token_phrase[tok])]
+        x1, y1, x2, y2 = boxes[q]
+        x1, x2 = float(np.clip(x1, 0, w)), float(np.clip(x2, 0, w))
+        y1, y2 = float(np.clip(y1, 0, h)), float(np.clip(y2, 0, h))
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            continue
+        dets.append(Detection((x1, y1, x2, y2), label, float(scores[q])))
+    return dets, best
+
+
+def no_detection_message(text: str, box_threshold: float, best_score: float | None,
+                         text_threshold: float | None = None) -> str:
+    """One line: what was not found, the best candidate's score, and what to change."""
+    shown = "; ".join(split_phrases(text)) or text
+    best = f" (best candidate scored {best_score:.2f})" if best_score is not None else ""
+    if best_score is not None and best_score > box_threshold and text_threshold is not None:
+        advice = f"lower the text threshold (now {text_threshold:.2f})"
+    elif best_score:
+        advice = f"lower the box threshold to about {max(0.01, np.floor(best_score * 100) / 100 - 0.01):.2f}"
+    else:
+        advice = "lower the box threshold"
+    return (f"no '{shown}' found at box threshold {box_threshold:.2f}{best}; {advice}, rephrase the "
+            "prompt, or draw a box around the object instead")
