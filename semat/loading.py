@@ -1,0 +1,89 @@
+"""Load a released SEMat checkpoint into the matching model, exactly.
+
+The released files (``SEMat_SAM.pth``, ``SEMat_HQ-SAM.pth``, ``SEMat_SAM2.pth``) hold the training
+model's state dict, either bare or as ``{'model': sd}``, with PEFT-wrapped image-encoder keys.
+Conversion (semat-spec §9–§11):
+
+* SAM / HQ-SAM: strip ``sam_model.``; merge LoRA (both PEFT layouts, ``X.base_layer.weight``
+  and the older ``X.weight``); drop ``frozen_mask_decoder.*`` (a training-only copy of the
+  original mask decoder that the released files very probably carry; it may also be absent);
+* SAM2: :func:`semat.models.semat_sam2.convert_state_dict`.
+
+Everything else must match the model exactly (:func:`semat.checkpoint.load_exact`): a missing,
+unexpected or mis-shaped key fails with its name, unlike the reference's non-strict loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from semat.checkpoint import load_exact, merge_lora, read_state_dict
+from semat.device import Runtime, select_runtime
+from semat.models.build import build_semat, check_variant
+from semat.weights import Progress, resolve
+
+__all__ = ["SAM_IGNORED_PREFIXES", "LoadedModel", "convert_state_dict", "load_semat", "load_semat_state_dict"]
+
+SAM_IGNORED_PREFIXES = ("frozen_mask_decoder.",)
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    variant: str
+    checkpoint_path: Path | None
+    runtime: Runtime
+
+
+def _convert_sam(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    stripped = {k.removeprefix("sam_model."): v for k, v in sd.items()}
+    return merge_lora(stripped), SAM_IGNORED_PREFIXES
+
+
+def convert_state_dict(variant: str, sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
+                                                                               tuple[str, ...]]:
+    """Released-format state dict -> (model-shaped state dict, prefixes ignored by design)."""
+    if check_variant(variant) == "sam2":
+        from semat.models.semat_sam2 import convert_state_dict as convert_sam2
+
+        converted, ignore = convert_sam2(sd)
+        return dict(converted), tuple(ignore)
+    return _convert_sam(sd)
+
+
+def load_semat_state_dict(model: nn.Module, variant: str, sd: Mapping[str, torch.Tensor],
+                          source: str = "checkpoint") -> None:
+    """Convert ``sd`` (released format) and load it into ``model``; fails naming bad keys."""
+    converted, ignore = convert_state_dict(variant, sd)
+    load_exact(model, converted, source=source, ignore_prefixes=ignore)
+
+
+def load_semat(variant: str, checkpoint: str | Path | None = None, runtime: Runtime | None = None,
+               progress: Progress | None = None) -> LoadedModel:
+    """Build the ``variant`` model and load its weights (default: the registry's released file).
+
+    ``checkpoint`` is a path or a weights-registry name; None means ``semat-{variant}``. The model is
+    returned in eval mode on ``runtime`` (default: :func:`semat.device.select_runtime`).
+    """
+    check_variant(variant)
+    runtime = runtime or select_runtime()
+    path = resolve(str(checkpoint) if checkpoint is not None else f"semat-{variant}", progress=progress)
+    sd = read_state_dict(path)
+    model = build_semat(variant)
+    load_semat_state_dict(model, variant, sd, source=str(path))
+    del sd
+    model = prepare_model(model, runtime)
+    return LoadedModel(model=model, variant=variant, checkpoint_path=Path(path), runtime=runtime)
+
+
+def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:
+    """Move to the runtime's device (and dtype where the weights are cast), eval mode."""
+    model = model.to(device=runtime.device)
+    if runtime.dtype != torch.float32:
+        model = model.to(dtype=runtime.dtype)
+    return model.eval()

@@ -1,0 +1,126 @@
+"""SAM's ViT image encoder as SEMat uses it (semat-spec §4.1).
+
+Built on ``segment_anything``'s :class:`ImageEncoderViT` / ``Block`` / ``Attention`` so parameter
+names equal the released checkpoint's ``image_encoder.*`` keys (after PEFT/LoRA merging). Two
+things differ from upstream:
+
+* ``forward(images, patch_offset)`` adds SEMat's box-mask patch embedding (computed by the
+  model from ``condition_layer.patch_embed``) to the patch tokens before the position embedding,
+  and returns the outputs of the global-attention blocks (channels-last) next to the neck output.
+* attention runs through ``F.scaled_dot_product_attention``. The decomposed relative position
+  term ``q_i·Rh[row_i,row_j] + q_i·Rw[col_i,col_j]`` is folded into the dot product instead of
+  being materialised as an ``[N,N]`` bias: queries are extended with their ``H + W`` rel-pos
+  scores and keys with one-hot row/column indicators, so ``q'·k'`` is exactly the biased logit.
+  For the 64x64 global blocks this avoids a 16x4096x4096 float map per image (1 GiB) and lets the
+  fused kernel stream over keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semat._compat import import_torchvision
+
+import_torchvision()
+from segment_anything.modeling import image_encoder as _sam_vit  # noqa: E402
+
+__all__ = ["FusedRelPosAttention", "SEMatBlock", "SEMatImageEncoder", "rel_pos_attention"]
+
+
+def _one_hot_keys(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indicators of the ``h*w`` keys (row-major): ``[h*w, h]`` and ``[h*w, w]``."""
+    eye_h = torch.eye(h, dtype=like.dtype, device=like.device)
+    eye_w = torch.eye(w, dtype=like.dtype, device=like.device)
+    return eye_h.repeat_interleave(w, dim=0), eye_w.repeat(h, 1)
+
+
+def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos_h: torch.Tensor,
+                      rel_pos_w: torch.Tensor, hw: tuple[int, int], scale: float) -> torch.Tensor:
+    """softmax(scale·q·kᵀ + decomposed rel-pos) · v for q, k, v ``[B, heads, H*W, d]``."""
+    h, w = hw
+    b, n, tokens, d = q.shape
+    rh = _sam_vit.get_rel_pos(h, h, rel_pos_h).to(q.dtype)  # [h(q), h(k), d]
+    rw = _sam_vit.get_rel_pos(w, w, rel_pos_w).to(q.dtype)
+    rq = q.reshape(b, n, h, w, d)
+    rel_h = torch.einsum("bnhwc,hkc->bnhwk", rq, rh).reshape(b, n, tokens, h)
+    rel_w = torch.einsum("bnhwc,wkc->bnhwk", rq, rw).reshape(b, n, tokens, w)
+    key_h, key_w = _one_hot_keys(h, w, k)
+    q_ext = torch.cat((q * scale, rel_h, rel_w), dim=-1)
+    k_ext = torch.cat((k, key_h.expand(b, n, -1, -1), key_w.expand(b, n, -1, -1)), dim=-1)
+    # The fused CPU/GPU kernels want equal head sizes for q, k and v: pad v with zeros.
+    v_ext = F.pad(v, (0, h + w))
+    out = F.scaled_dot_product_attention(q_ext, k_ext, v_ext, scale=1.0)
+    return out[..., :d]
+
+
+class FusedRelPosAttention(_sam_vit.Attention):
+    """Upstream ``Attention`` (same parameters) computed with ``scaled_dot_product_attention``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # [B, heads, N, d]
+        if self.use_rel_pos:
+            out = rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (h, w), self.scale)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = out.transpose(1, 2).reshape(b, h, w, -1)
+        return self.proj(out)
+
+
+class SEMatBlock(_sam_vit.Block):
+    """Upstream ViT block (window or global attention) with :class:`FusedRelPosAttention`."""
+
+    def __init__(self, dim: int, num_heads: int, *, mlp_ratio: float, window_size: int,
+                 input_size: tuple[int, int], norm_layer: type[nn.Module]) -> None:
+        super().__init__(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=norm_layer,
+                         act_layer=nn.GELU, use_rel_pos=True, window_size=window_size,
+                         input_size=input_size)
+        attn_size = input_size if window_size == 0 else (window_size, window_size)
+        self.attn = FusedRelPosAttention(dim, num_heads=num_heads, qkv_bias=True, use_rel_pos=True,
+                                         input_size=attn_size)
+
+
+class SEMatImageEncoder(_sam_vit.ImageEncoderViT):
+    """ViT encoder returning ``(neck features [B,out,h,w], global-block outputs [B,h,w,C] ×k)``."""
+
+    def __init__(self, *, img_size: int = 1024, patch_size: int = 16, embed_dim: int = 1024,
+                 depth: int = 24, num_heads: int = 16, mlp_ratio: float = 4.0, out_chans: int = 256,
+                 window_size: int = 14, global_attn_indexes: Sequence[int] = (5, 11, 17, 23)) -> None:
+        norm = partial(nn.LayerNorm, eps=1e-6)
+        # depth=0: the upstream constructor builds patch embedding, position embedding and neck;
+        # the blocks are ours (same names and shapes, fused attention).
+        super().__init__(img_size=img_size, patch_size=patch_size, in_chans=3, embed_dim=embed_dim,
+                         depth=0, num_heads=num_heads, mlp_ratio=mlp_ratio, out_chans=out_chans,
+                         qkv_bias=True, norm_layer=norm, act_layer=nn.GELU, use_abs_pos=True,
+                         use_rel_pos=True, window_size=window_size, global_attn_indexes=())
+        grid = img_size // patch_size
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.global_attn_indexes = tuple(int(i) for i in global_attn_indexes)
+        self.blocks = nn.ModuleList(
+            SEMatBlock(embed_dim, num_heads, mlp_ratio=mlp_ratio, norm_layer=norm,
+                       window_size=0 if i in self.global_attn_indexes else window_size,
+                       input_size=(grid, grid))
+            for i in range(depth)
+        )
+
+    def forward(self, images: torch.Tensor,  # type: ignore[override]
+                patch_offset: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """images: normalised ``[B,3,S,S]``; patch_offset: ``[B,h,w,C]`` added to the patch tokens."""
+        x = self.patch_embed(images)
+        if patch_offset is not None:
+            x = x + patch_offset
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
+        interm: list[torch.Tensor] = []
+        for blk in self.blocks:
+            x = blk(x)
+            if blk.window_size == 0:
+                interm.append(x)
+        return self.neck(x.permute(0, 3, 1, 2)), interm
