@@ -268,17 +268,31 @@ class TextDetector:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
-        bt = _check_threshold("box threshold", box_threshold)
-        tt = _check_threshold("text threshold", text_threshold)
-        phrases = split_phrases(text)
+        _check_threshold("box threshold", box_threshold)  # fail before the (slow) forward
+        _check_threshold("text threshold", text_threshold)
         probs, boxes, ids = self.raw_scores(image, text)
         t0 = time.perf_counter()
-        dets, best = decode(probs, boxes, ids, phrases, bt, tt, image.shape[:2])
-        dets = deduplicate(dets, iou_threshold, cross_label_iou, max_detections)
+        dets = postprocess(probs, boxes, ids, text, image.shape[:2], box_threshold, text_threshold,
+                           iou_threshold, cross_label_iou, max_detections, raise_if_empty)
         self.last_timings["detect_postprocess"] = time.perf_counter() - t0
-        if not dets and raise_if_empty:
-            raise NoDetectionError(no_detection_message(text, bt, best, tt), best)
         return dets
+
+
+def postprocess(probs: np.ndarray, boxes: np.ndarray, ids: list[int], text: str, image_hw: tuple[int, int],
+                box_threshold: float = 0.35, text_threshold: float = 0.25, iou_threshold: float = 0.5,
+                cross_label_iou: float = 0.85, max_detections: int | None = 20,
+                raise_if_empty: bool = True) -> list[Detection]:
+    """Thresholds, labels and de-duplication on one forward's output (:meth:`TextDetector.raw_scores`).
+
+    Separate from the forward so a caller can cache the forward and re-threshold for free.
+    """
+    bt = _check_threshold("box threshold", box_threshold)
+    tt = _check_threshold("text threshold", text_threshold)
+    dets, best = decode(probs, boxes, ids, split_phrases(text), bt, tt, image_hw)
+    dets = deduplicate(dets, iou_threshold, cross_label_iou, max_detections)
+    if not dets and raise_if_empty:
+        raise NoDetectionError(no_detection_message(text, bt, best, tt), best)
+    return dets
 
 
 def phrase_index_per_token(ids: list[int], n_phrases: int) -> np.ndarray:
