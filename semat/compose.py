@@ -348,11 +348,14 @@ def save_alpha_png(path: str | os.PathLike, alpha: np.ndarray, bits: int = 8) ->
 
 
 def write_zip(result: MatteResult, path: str | os.PathLike, manifest_extra: dict | None = None,
-              foreground_estimation: bool = True, sixteen_bit: bool = False) -> Path:
+              foreground_estimation: bool = True, sixteen_bit: bool = False,
+              foreground: np.ndarray | None = None) -> Path:
     """Write a ZIP: ``object_k.png`` (RGBA) + ``alpha_k.png`` per object, ``union.png`` (RGBA),
     ``union_alpha.png`` (8-bit), ``union_alpha16.png`` (16-bit) and ``manifest.json``.
 
     ``sixteen_bit=True`` also stores per-object 16-bit alphas (``alpha16_k.png``).
+    ``foreground``: an :func:`estimate_foreground` result for the union alpha, already computed
+    (a single object's matte equals the union, so it is reused there too).
     """
     from semat.imageio import encode_png
 
@@ -362,18 +365,27 @@ def write_zip(result: MatteResult, path: str | os.PathLike, manifest_extra: dict
     data = manifest(result, manifest_extra)
     data["foreground_estimation"] = bool(foreground_estimation)
     tmp = path.with_name(path.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        for i, obj in enumerate(result.objects):
-            fg = estimate_foreground(image, obj.alpha) if foreground_estimation else None
-            zf.writestr(f"object_{i}.png", encode_png(rgba(image, obj.alpha, fg)))
-            zf.writestr(f"alpha_{i}.png", encode_png(alpha_to_png8(obj.alpha)))
-            if sixteen_bit:
-                zf.writestr(f"alpha16_{i}.png", encode_png(alpha_to_png16(obj.alpha)))
-                data["objects"][i]["files"]["alpha16"] = f"alpha16_{i}.png"
-        fg = estimate_foreground(image, result.alpha) if foreground_estimation else None
-        zf.writestr("union.png", encode_png(rgba(image, result.alpha, fg)))
-        zf.writestr("union_alpha.png", encode_png(alpha_to_png8(result.alpha)))
-        zf.writestr("union_alpha16.png", encode_png(alpha_to_png16(result.alpha)))
-        zf.writestr("manifest.json", json.dumps(data, indent=2))
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            union_fg = None
+            if foreground_estimation:
+                union_fg = foreground if foreground is not None else estimate_foreground(image, result.alpha)
+            single = len(result.objects) == 1 and np.array_equal(result.objects[0].alpha, result.alpha)
+            for i, obj in enumerate(result.objects):
+                fg = None
+                if foreground_estimation:
+                    fg = union_fg if single else estimate_foreground(image, obj.alpha)
+                zf.writestr(f"object_{i}.png", encode_png(rgba(image, obj.alpha, fg)))
+                zf.writestr(f"alpha_{i}.png", encode_png(alpha_to_png8(obj.alpha)))
+                if sixteen_bit:
+                    zf.writestr(f"alpha16_{i}.png", encode_png(alpha_to_png16(obj.alpha)))
+                    data["objects"][i]["files"]["alpha16"] = f"alpha16_{i}.png"
+            zf.writestr("union.png", encode_png(rgba(image, result.alpha, union_fg)))
+            zf.writestr("union_alpha.png", encode_png(alpha_to_png8(result.alpha)))
+            zf.writestr("union_alpha16.png", encode_png(alpha_to_png16(result.alpha)))
+            zf.writestr("manifest.json", json.dumps(data, indent=2))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path

@@ -477,28 +477,35 @@ def tiny_models_requested() -> bool:
     return os.environ.get("SEMAT_TEST_MODELS", "").strip().lower() == "tiny"
 
 
+def detector_factory(name: str | None = None, runtime: Any = None,
+                     progress: Callable[[str], Any] | None = None) -> Callable[[], TextDetector]:
+    """A lazy detector factory: tiny random model under ``SEMAT_TEST_MODELS=tiny``, else
+    ``name`` / ``SEMAT_DETECTOR`` / ``grounding-dino-tiny`` from the weights folder."""
+    if tiny_models_requested():
+        return lambda: TextDetector.tiny()
+    chosen = name or os.environ.get("SEMAT_DETECTOR", "grounding-dino-tiny")
+    return lambda: TextDetector.from_pretrained(chosen, runtime=runtime, progress=progress)
+
+
 def default_pipeline(device: str = "auto", dtype: Any = None, detector: str | None = None,
                      progress: Callable[[str], Any] | None = None) -> MattingPipeline:
-    """The app/CLI pipeline: released SEMat checkpoints and GroundingDINO (``SEMAT_DETECTOR`` or
-    ``detector``, default ``grounding-dino-tiny``), loaded lazily on first use.
+    """The app/CLI pipeline: released SEMat checkpoints and GroundingDINO (``detector`` or
+    ``SEMAT_DETECTOR``, default ``grounding-dino-tiny``; ``grounding-dino-base`` selectable),
+    loaded lazily on first use.
 
     With ``SEMAT_TEST_MODELS=tiny`` (never the default) it uses tiny random-weight models.
     """
     if tiny_models_requested():
         from semat.predictor import SEMatPredictor
 
-        return MattingPipeline(lambda v: SEMatPredictor.tiny(v), lambda: TextDetector.tiny())
+        return MattingPipeline(lambda v: SEMatPredictor.tiny(v), detector_factory())
     from semat.device import select_runtime
     from semat.predictor import SEMatPredictor
 
     runtime = select_runtime(device, dtype)
-    name = detector or os.environ.get("SEMAT_DETECTOR", "grounding-dino-tiny")
 
     def make_predictor(variant: str) -> Any:
         return SEMatPredictor.from_pretrained(variant, device=str(runtime.device), dtype=runtime.dtype,
                                               progress=progress)
 
-    def make_detector() -> TextDetector:
-        return TextDetector.from_pretrained(name, runtime=runtime, progress=progress)
-
-    return MattingPipeline(make_predictor, make_detector)
+    return MattingPipeline(make_predictor, detector_factory(detector, runtime, progress))
