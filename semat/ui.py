@@ -79,18 +79,29 @@ class Services:
         self._pipeline = None
         self._human = None
         self.calls = {"detect": 0, "matte": 0, "human": 0}
+        self.variants_used: set[str] = set()
+        self.progress_target: Callable[..., None] | None = None
         self.started = time.time()
 
     # -- loading
+    def _forward_progress(self, *args) -> None:
+        """Weights/pipeline progress (``(message)`` or ``(fraction, message)``) → the current request."""
+        target = self.progress_target
+        if target is not None:
+            target(*args)
+
     def pipeline(self):
         with self._lock:
             if self._pipeline is None:
                 from semat.pipeline import default_pipeline
 
-                self._pipeline = default_pipeline()
+                pipe = default_pipeline(progress=self._forward_progress)
+                # keep every variant the user picked (switching back must not reload 1.3 GB)
+                pipe.max_loaded_variants = int(os.environ.get("SEMAT_MAX_LOADED_VARIANTS", "3"))
+                self._pipeline = pipe
             return self._pipeline
 
-    def human(self, progress: L.ProgressFn | None = None):
+    def human(self):
         with self._lock:
             if self._human is None:
                 from semat.human import HumanMatter, default_human_matter
@@ -98,7 +109,7 @@ class Services:
                 if test_mode():
                     self._human = default_human_matter()
                 else:
-                    self._human = HumanMatter.from_pretrained(progress=progress)
+                    self._human = HumanMatter.from_pretrained(progress=self._forward_progress)
             return self._human
 
     def preload(self, variants: list[str]) -> None:
@@ -106,30 +117,39 @@ class Services:
         pipe = self.pipeline()
         for v in variants:
             pipe.predictor(v)
+            self.variants_used.add(v)
         pipe.detector()
         self.human()
 
     def loaded_variants(self) -> list[str]:
-        pipe = self._pipeline
-        if pipe is None:
-            return []
-        try:
-            return sorted(pipe.loaded_variants())
-        except Exception:
-            return []
+        return sorted(self.variants_used)
 
     # -- inference (each is one model call at this boundary)
-    def detect(self, image: np.ndarray, text: str, box_threshold: float, text_threshold: float):
+    def detect(self, image: np.ndarray, text: str, box_threshold: float, text_threshold: float, progress=None):
         self.calls["detect"] += 1
-        return self.pipeline().detect(image, text, box_threshold, text_threshold)
+        self.progress_target = progress
+        try:
+            return self.pipeline().detect(image, text, box_threshold, text_threshold)
+        finally:
+            self.progress_target = None
 
     def matte(self, image: np.ndarray, prompt, variant: str, selected: list[int] | None, progress=None):
         self.calls["matte"] += 1
-        return self.pipeline().run(image, prompt, variant=variant, selected=selected, progress=progress)
+        self.progress_target = progress
+        try:
+            result = self.pipeline().run(image, prompt, variant=variant, selected=selected, progress=progress)
+        finally:
+            self.progress_target = None
+        self.variants_used.add(variant)
+        return result
 
     def human_matte(self, image: np.ndarray, progress=None):
         self.calls["human"] += 1
-        return self.human(progress).predict(image)
+        self.progress_target = progress
+        try:
+            return self.human().predict(image)
+        finally:
+            self.progress_target = None
 
     def status(self) -> dict[str, Any]:
         return {
@@ -137,6 +157,8 @@ class Services:
             "zero_gpu": on_zero_gpu(),
             "device": device_label(),
             "inference_calls": dict(self.calls),
+            "semat_forwards": int(getattr(self._pipeline, "model_forwards", 0)),
+            "detector_forwards": int(getattr(self._pipeline, "detector_forwards", 0)),
             "loaded_variants": self.loaded_variants(),
             "max_boxes": L.max_boxes(),
             "uptime_s": round(time.time() - self.started, 1),
@@ -169,7 +191,7 @@ def _mp(image: np.ndarray) -> float:
     return image.shape[0] * image.shape[1] / 1e6
 
 
-def _dur_detect(image, text, box_threshold, text_threshold) -> int:
+def _dur_detect(image, text, box_threshold, text_threshold, progress=None) -> int:
     return L.gpu_duration(_mp(image), 0, None, detection=True)
 
 
@@ -183,8 +205,8 @@ def _dur_human(image, progress=None) -> int:
 
 
 @_gpu(_dur_detect)
-def gpu_detect(image, text, box_threshold, text_threshold):
-    return SERVICES.detect(image, text, box_threshold, text_threshold)
+def gpu_detect(image, text, box_threshold, text_threshold, progress=None):
+    return SERVICES.detect(image, text, box_threshold, text_threshold, progress=progress)
 
 
 @_gpu(_dur_matte)
@@ -198,12 +220,15 @@ def gpu_human(image, progress=None):
 
 
 def _progress_cb(progress: gr.Progress | None) -> L.ProgressFn | None:
-    """Adapt gr.Progress to the ``progress(message)`` callback of weights/pipeline (not on
-    ZeroGPU, where inference runs in another process)."""
+    """Adapt gr.Progress to the callbacks of weights (``cb(message)``) and the pipeline
+    (``cb(fraction, message)``). None on ZeroGPU, where inference runs in another process."""
     if progress is None or on_zero_gpu():
         return None
 
-    def cb(message: str, fraction: float | None = None) -> None:
+    def cb(*args) -> None:
+        fraction, message = (None, args[0]) if len(args) == 1 else (args[0], args[1])
+        if isinstance(fraction, str):
+            fraction, message = message if isinstance(message, (int, float)) else None, fraction
         try:
             progress(fraction, desc=str(message))
         except Exception:  # progress is cosmetic; never fail a run for it
@@ -491,7 +516,7 @@ def text_detect(path, text, box_threshold, text_threshold, s, progress=gr.Progre
 def _run_detection(s: TabSession, image, text, box_threshold, text_threshold, progress) -> None:
     if progress is not None:
         progress(None, desc="Detecting boxes (GroundingDINO)…")
-    dets = gpu_detect(image, text, float(box_threshold), float(text_threshold))
+    dets = gpu_detect(image, text, float(box_threshold), float(text_threshold), progress=_progress_cb(progress))
     s.detections = list(dets)
     s.detect_key = (s.image_sha, text, float(box_threshold), float(text_threshold))
 
@@ -517,6 +542,10 @@ def text_matte(path, text, box_threshold, text_threshold, variant_label, selecte
     if fresh:
         _run_detection(s, image, text, box_threshold, text_threshold, progress)
         idx = list(range(len(s.detections)))
+        if len(idx) > L.max_boxes():
+            idx = sorted(sorted(idx, key=lambda i: -float(s.detections[i].score))[: L.max_boxes()])
+            gr.Warning(f"Found {len(s.detections)} boxes; matting the {L.max_boxes()} highest-scoring ones. "
+                       "Raise the box threshold or untick boxes to choose others.")
     else:
         idx = _selected_indices(selected, len(s.detections))
         if not idx:
@@ -762,6 +791,26 @@ def api_status():
 
 # ------------------------------------------------------------------------ layout
 
+
+class InputImage(gr.Image):
+    """``gr.Image`` whose unreadable uploads end in one friendly gr.Error (not a bare "Error").
+
+    A template of gr.Image (same front-end component); only server-side preprocessing differs.
+    """
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            name = getattr(payload, "orig_name", None) or "The file"
+            raise gr.Error(f"{name} is not an image file we can read ({type(exc).__name__}). Upload a JPEG, PNG "
+                           "or WebP photo instead.", title="Can't read this image") from exc
+
+
 CSS = """
 .semat-testmode {background:#fff3cd;border:2px solid #d39e00;border-radius:8px;padding:6px 12px;
   color:#5c4400;font-weight:600}
@@ -810,6 +859,10 @@ class OutputPanel:
         return [self.mask, self.alpha, self.composite, self.rgba, self.alpha_dl, self.zip, self.info]
 
     @property
+    def images(self) -> list:
+        return [self.mask, self.alpha, self.composite]
+
+    @property
     def bg(self) -> list:
         return [self.bg_mode, self.colour, self.bg_image, self.blur]
 
@@ -828,7 +881,7 @@ def _output_panel(prefix: str) -> OutputPanel:
         colour = gr.ColorPicker(value="#00b140", label="Colour", elem_id=f"{prefix}-bg-colour", scale=1)
         blur = gr.Slider(1, 60, value=12, step=1, label="Blur strength (σ px)", elem_id=f"{prefix}-bg-blur",
                          scale=2)
-        bg_image = gr.Image(label="Background image", type="filepath", sources=["upload", "clipboard"],
+        bg_image = InputImage(label="Background image", type="filepath", sources=["upload", "clipboard"],
                             height=120, elem_id=f"{prefix}-bg-image", scale=2)
     with gr.Row():
         rgba = gr.DownloadButton("⬇ RGBA PNG", value=None, elem_id=f"{prefix}-dl-rgba", interactive=True)
@@ -875,7 +928,7 @@ def build_demo() -> gr.Blocks:
                 t_state = gr.State(None, time_to_live=3600)
                 with gr.Row():
                     with gr.Column(scale=3):
-                        t_img = gr.Image(label="Image", type="filepath", image_mode=None, format="png",
+                        t_img = InputImage(label="Image", type="filepath", image_mode=None, format="png",
                                          sources=["upload", "clipboard"], elem_id="text-image", height=420)
                     with gr.Column(scale=2):
                         t_text = gr.Textbox(label="What to cut out", placeholder="e.g. cat, coffee cup, person",
@@ -900,7 +953,7 @@ def build_demo() -> gr.Blocks:
                 b_state = gr.State(None, time_to_live=3600)
                 with gr.Row():
                     with gr.Column(scale=3):
-                        b_img = gr.Image(label="Image — click to add prompts", type="filepath", image_mode=None,
+                        b_img = InputImage(label="Image — click to add prompts", type="filepath", image_mode=None,
                                          format="png", sources=["upload", "clipboard"], elem_id="boxes-image",
                                          height=420)
                     with gr.Column(scale=2):
@@ -924,7 +977,7 @@ def build_demo() -> gr.Blocks:
                 h_state = gr.State(None, time_to_live=3600)
                 with gr.Row():
                     with gr.Column(scale=3):
-                        h_img = gr.Image(label="Image with people", type="filepath", image_mode=None,
+                        h_img = InputImage(label="Image with people", type="filepath", image_mode=None,
                                          format="png", sources=["upload", "clipboard"], elem_id="human-image",
                                          height=420)
                     with gr.Column(scale=2):
@@ -936,7 +989,7 @@ def build_demo() -> gr.Blocks:
 
         # ------------------------------------------------------------------- API-only components
         with gr.Column(visible=False):
-            a_img = gr.Image(type="filepath", image_mode=None, label="image")
+            a_img = InputImage(type="filepath", image_mode=None, label="image")
             a_text = gr.Textbox(label="text")
             a_bthr = gr.Number(0.35, label="box_threshold")
             a_tthr = gr.Number(0.25, label="text_threshold")
@@ -954,17 +1007,20 @@ def build_demo() -> gr.Blocks:
 
         model_events = {"concurrency_limit": int(os.environ.get("SEMAT_CONCURRENCY", "1")),
                         "concurrency_id": "models"}
-        light = {"concurrency_limit": 8, "concurrency_id": "prompts", "api_visibility": "private"}
+        light = {"concurrency_limit": 8, "concurrency_id": "prompts", "api_visibility": "private",
+                 "show_progress": "hidden"}
 
         # text tab
         t_img.upload(on_upload, [t_img, t_state], [t_img, t_state], **light)
         t_detect.click(text_detect, [t_img, t_text, t_box_thr, t_text_thr, t_state], [t_img, t_sel, t_msg, t_state],
-                       api_visibility="private", **model_events)
+                       api_visibility="private", show_progress_on=[t_sel], **model_events)
         t_sel.input(text_selection, [t_sel, t_state], [t_img, t_state], **light)
         text_inputs = [t_img, t_text, t_box_thr, t_text_thr, variant, t_sel, *t_out.bg, t_state]
         text_outputs = [t_img, t_sel, *t_out.files, t_state]
-        t_run.click(text_matte, text_inputs, text_outputs, api_visibility="private", **model_events)
-        t_text.submit(text_matte, text_inputs, text_outputs, api_visibility="private", **model_events)
+        t_run.click(text_matte, text_inputs, text_outputs, api_visibility="private",
+                    show_progress_on=t_out.images, **model_events)
+        t_text.submit(text_matte, text_inputs, text_outputs, api_visibility="private",
+                      show_progress_on=t_out.images, **model_events)
         _wire_recomposite(t_out, t_img, t_state)
 
         # boxes tab
@@ -976,12 +1032,13 @@ def build_demo() -> gr.Blocks:
         b_boxes.submit(boxes_apply, [b_img, b_boxes, b_points, b_state], edit_out, **light)
         b_points.submit(boxes_apply, [b_img, b_boxes, b_points, b_state], edit_out, **light)
         b_run.click(boxes_matte, [b_img, variant, b_boxes, b_points, *b_out.bg, b_state],
-                    [b_img, *b_out.files, b_state], api_visibility="private", **model_events)
+                    [b_img, *b_out.files, b_state], api_visibility="private", show_progress_on=b_out.images,
+                    **model_events)
         _wire_recomposite(b_out, b_img, b_state)
 
         # human tab
         h_run.click(human_run, [h_img, *h_out.bg, h_state], [*h_out.files, h_state], api_visibility="private",
-                    **model_events)
+                    show_progress_on=h_out.images, **model_events)
         _wire_recomposite(h_out, h_img, h_state)
 
         # named API endpoints (documented in the README)

@@ -1,0 +1,1 @@
+"""Test helpers (launching the app in a subprocess)."""
