@@ -177,6 +177,8 @@ class HumanMatter:
         self.checkpoint_path = checkpoint_path
         self.short_side = short_side
         self.tile = tile
+        # False: run the whole OS1 branch like the reference (same output, slower; for benchmarks)
+        self.lazy_os1 = True
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | os.PathLike | None = None, runtime: Runtime | None = None,
@@ -198,7 +200,7 @@ class HumanMatter:
                     b.copy_(0.5 + torch.rand(b.shape, generator=gen))
         model.eval()
         if fuse:
-            model.fuse_()
+            model.fuse_(channels_last=False)  # small tensors run faster channels-first
         return cls(model, Runtime(torch.device("cpu"), torch.float32), None, short_side=128, tile=8)
 
     @property
@@ -232,7 +234,7 @@ class HumanMatter:
             if (rh, rw) != (h, w):
                 x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False)
             x = x.to(device=dev, dtype=dt)
-            if self.model.fused:
+            if self.model.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             t1 = time.perf_counter()
             timings["preprocess"] = t1 - t0
@@ -240,13 +242,15 @@ class HumanMatter:
             t2 = time.perf_counter()
             timings["network_coarse"] = t2 - t1
             debug: dict[str, Any] | None = None
-            if return_debug:
-                a0 = self.model.shortcut0(x, c.mask)
+            if return_debug or not self.lazy_os1:
+                a0 = self.model.shortcut0(x, c.mask, band=BAND_ROWS)
                 os1_full = self.model.fine(c.feat4, a0).float()
                 del a0
                 fused = self._fuse(c, x, os1_full=os1_full)
-                debug = self._debug_arrays(c, os1_full, (rh, rw))
-                debug["alpha_fused_net"] = fused[0, 0].cpu().numpy()
+                if return_debug:
+                    debug = self._debug_arrays(c, os1_full, (rh, rw))
+                    debug["alpha_fused_net"] = fused[0, 0].cpu().numpy()
+                del os1_full
             else:
                 fused = self._fuse(c, x)
             timings["network_fine_and_fusion"] = time.perf_counter() - t2

@@ -309,6 +309,7 @@ class SGHM(nn.Module):
         self.shortcut = nn.ModuleList(make_shortcut(f + 1, c) for f, c in zip(feats, cfg.shortcut))
         self.refine = MattingRefiner(cfg)
         self.fused = False
+        self.channels_last = False
 
     @staticmethod
     def check_size(h: int, w: int) -> None:
@@ -351,7 +352,7 @@ class SGHM(nn.Module):
             pre = self.shortcut0_pre(image, mask)
         else:
             pre = image.new_empty((image.shape[0], self.cfg.shortcut[0], h, image.shape[-1]))
-            pre = pre.contiguous(memory_format=torch.channels_last) if self.fused else pre
+            pre = pre.contiguous(memory_format=torch.channels_last) if self.channels_last else pre
             halo = 2
             for r0 in range(0, h, band):
                 r1 = min(h, r0 + band)
@@ -377,9 +378,11 @@ class SGHM(nn.Module):
     # ------------------------------------------------------------------ inference folding
 
     @torch.no_grad()
-    def fuse_(self) -> SGHM:
+    def fuse_(self, channels_last: bool = True) -> SGHM:
         """Fold BN into the preceding conv (where BN directly follows it), make the stride-1
-        transposed conv a plain conv, keep only the used segmentation channel, go channels-last.
+        transposed conv a plain conv, keep only the used segmentation channel, and (by default)
+        go channels-last. Channels-last pays off at full size; for tiny models it is slower,
+        because PyTorch sends small batch-1 3x3 convs to a slow non-oneDNN kernel.
 
         The result is numerically equivalent up to float rounding; it no longer loads checkpoints.
         """
@@ -416,7 +419,9 @@ class SGHM(nn.Module):
         _fold(r, "conv2", "bn2")
         for head in (r.refine_OS1, r.refine_OS4, r.refine_OS8):
             _fold(head, "0", "1")
-        self.to(memory_format=torch.channels_last)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
         self.fused = True
         return self
 
