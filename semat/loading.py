@@ -74,11 +74,24 @@ def load_semat(variant: str, checkpoint: str | Path | None = None, runtime: Runt
     runtime = runtime or select_runtime()
     path = resolve(str(checkpoint) if checkpoint is not None else f"semat-{variant}", progress=progress)
     sd = read_state_dict(path)
-    model = build_semat(variant)
+    model = _build_for_loading(variant)
     load_semat_state_dict(model, variant, sd, source=str(path))
     del sd
     model = prepare_model(model, runtime)
     return LoadedModel(model=model, variant=variant, checkpoint_path=Path(path), runtime=runtime)
+
+
+def _build_for_loading(variant: str) -> nn.Module:
+    """The model with uninitialised storage where that is known to be safe (every tensor of the
+    SAM/HQ-SAM models is a parameter or persistent buffer that the checkpoint overwrites), which
+    skips ~330 M random initialisations; otherwise a normal build."""
+    if variant == "sam2":
+        return build_semat(variant)
+    with torch.device("meta"):
+        model = build_semat(variant)
+    if any(name not in model.state_dict() for name, _ in model.named_buffers()):
+        return build_semat(variant)
+    return model.to_empty(device="cpu")
 
 
 def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:

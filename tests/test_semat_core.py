@@ -1,0 +1,271 @@
+"""Fast tests of the SEMat (SAM / HQ-SAM) core, loader and predictor on tiny random models."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from semat.checkpoint import CheckpointError
+from semat.device import select_runtime
+from semat.loading import convert_state_dict, load_semat, load_semat_state_dict
+from semat.models.build import VARIANTS, build_semat
+from semat.models.semat_sam import box_mask
+from semat.predictor import BoxError, PointPrompt, SEMatPredictor, validate_boxes
+
+SAM_VARIANTS = ("sam", "hq-sam")
+
+
+@pytest.fixture(scope="module", params=SAM_VARIANTS)
+def tiny_predictor(request) -> SEMatPredictor:
+    return SEMatPredictor.tiny(request.param, seed=0)
+
+
+def _image(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------------- model
+
+
+@pytest.mark.parametrize("variant", SAM_VARIANTS)
+def test_forward_shapes_and_batch_independence(variant: str) -> None:
+    torch.manual_seed(0)
+    model = build_semat(variant, tiny=True)
+    s = model.img_size
+    images = torch.rand(3, 3, s, s)
+    boxes = torch.tensor([[10.0, 20.0, 200.0, 250.0], [0.0, 0.0, s - 1.0, s - 1.0], [50.0, 60.0, 90.0, 70.0]])
+    with torch.inference_mode():
+        out = model(images, boxes)
+        single = [model(images[i:i + 1], boxes[i:i + 1]) for i in range(3)]
+    assert out.alpha.shape == (3, 1, s, s)
+    assert out.matting_logits.shape == (3, 3, s, s)
+    assert out.mask_logits.shape == (3, 1, s, s)
+    assert out.image_embedding.shape[0] == 3 and out.image_embedding.shape[-1] == s // 16
+    assert float(out.alpha.min()) >= 0.0 and float(out.alpha.max()) <= 1.0
+    for i, o in enumerate(single):
+        torch.testing.assert_close(out.alpha[i:i + 1], o.alpha, atol=1e-5, rtol=0)
+        torch.testing.assert_close(out.matting_logits[i:i + 1], o.matting_logits, atol=1e-4, rtol=1e-4)
+    # the box enters the encoder: different boxes on the same image give different embeddings
+    assert not torch.allclose(out.image_embedding[0], out.image_embedding[2])
+
+
+def test_box_mask_truncates_and_excludes_end() -> None:
+    m = box_mask(torch.tensor([[1.7, 2.2, 4.9, 5.0]]), 8)[0, 0]
+    rows, cols = np.nonzero(m.numpy())
+    assert rows.min() == 2 and rows.max() == 4  # int(2.2)=2 .. int(5.0)-1=4
+    assert cols.min() == 1 and cols.max() == 3  # int(1.7)=1 .. int(4.9)-1=3
+
+
+def test_fused_rel_pos_attention_matches_upstream() -> None:
+    from segment_anything.modeling.image_encoder import Attention
+
+    from semat.models.sam_encoder import FusedRelPosAttention
+
+    torch.manual_seed(0)
+    ref = Attention(32, num_heads=2, use_rel_pos=True, input_size=(6, 5))
+    torch.nn.init.normal_(ref.rel_pos_h, std=0.5)
+    torch.nn.init.normal_(ref.rel_pos_w, std=0.5)
+    fused = FusedRelPosAttention(32, num_heads=2, use_rel_pos=True, input_size=(6, 5))
+    fused.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 6, 5, 32)
+    torch.testing.assert_close(fused(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------- predictor
+
+
+def test_predict_several_boxes_matches_one_at_a_time(tiny_predictor: SEMatPredictor) -> None:
+    image = _image()
+    boxes = [[10, 5, 90, 100], [0, 0, 160, 120], [100, 40, 150, 110]]
+    together = tiny_predictor.predict(image, boxes, batch_size=4)
+    chunked = tiny_predictor.predict(image, boxes, batch_size=2)
+    alone = [tiny_predictor.predict(image, [b])[0] for b in boxes]
+    assert len(together) == 3
+    for t, c, a, b in zip(together, chunked, alone, boxes):
+        assert t.alpha.shape == (120, 160) and t.alpha.dtype == np.float32
+        assert t.mask.shape == (120, 160) and t.mask.dtype == np.bool_
+        np.testing.assert_array_equal(t.box, np.asarray(b, dtype=np.float64))
+        np.testing.assert_allclose(t.alpha, a.alpha, atol=1e-5)
+        np.testing.assert_allclose(c.alpha, a.alpha, atol=1e-5)
+
+
+def test_box_touching_border_and_debug(tiny_predictor: SEMatPredictor) -> None:
+    image = _image(90, 200)
+    res = tiny_predictor.predict(image, np.array([[0, 0, 200, 90]]), return_debug=True)[0]
+    s = tiny_predictor.img_size
+    new_h, new_w = res.debug["resized_hw"]
+    assert (new_h, new_w) == (int(90 * s / 200 + 0.5), s)
+    assert res.debug["alpha_frame"].shape == (s, s)
+    assert res.debug["matting_logits"].shape == (3, s, s)
+    assert res.debug["mask_logits"].shape == (s, s)
+    assert res.alpha.shape == (90, 200)
+    assert 0.0 <= res.alpha.min() and res.alpha.max() <= 1.0
+
+
+def test_points_with_box(tiny_predictor: SEMatPredictor) -> None:
+    image = _image()
+    boxes = [[10, 5, 90, 100], [20, 20, 120, 110], [30, 10, 60, 50]]
+    pts = [PointPrompt([[40, 50]], [1]), None, PointPrompt([[25, 20], [50, 40]], [1, 0])]
+    mixed = tiny_predictor.predict(image, boxes, points=pts)
+    alone = [tiny_predictor.predict(image, [b], points=[p])[0] for b, p in zip(boxes, pts)]
+    for m, a in zip(mixed, alone):
+        np.testing.assert_allclose(m.alpha, a.alpha, atol=1e-5)
+    plain = tiny_predictor.predict(image, [boxes[0]])[0]
+    assert np.abs(plain.alpha - mixed[0].alpha).max() > 1e-6  # the click changes the prompt
+    with pytest.raises(ValueError, match="one entry per box"):
+        tiny_predictor.predict(image, boxes, points=pts[:2])
+    with pytest.raises(ValueError, match="labels"):
+        PointPrompt([[1, 2]], [3])
+
+
+@pytest.mark.parametrize(("box", "message"), [
+    ([700, 10, 800, 50], "outside"),
+    ([-5, 10, 50, 50], "outside"),
+    ([10, 10, 50, 121], "outside"),
+    ([10, 10, 10, 50], "zero area"),
+    ([10, 30, 50, 30], "zero area"),
+    ([50, 10, 10, 50], "reversed"),
+    ([10, 50, 50, 10], "reversed"),
+    ([10, 10, 50], "shape"),
+    ([10, float("nan"), 50, 60], "non-finite"),
+])
+def test_bad_boxes(tiny_predictor: SEMatPredictor, box, message: str) -> None:
+    with pytest.raises(BoxError, match=message) as info:
+        tiny_predictor.predict(_image(), [box])
+    assert "\n" not in str(info.value)
+
+
+def test_validate_boxes_accepts_flat_box() -> None:
+    assert validate_boxes([0, 0, 160, 120], (120, 160)).shape == (1, 4)
+
+
+def test_bad_image_rejected(tiny_predictor: SEMatPredictor) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        tiny_predictor.predict(_image().astype(np.float32), [[0, 0, 10, 10]])
+    with pytest.raises(ValueError, match="HxWx3"):
+        tiny_predictor.predict(np.zeros((10, 10), np.uint8), [[0, 0, 5, 5]])
+
+
+# ---------------------------------------------------------------------------------- loader
+
+_LORA_TARGETS = re.compile(r"^(patch_embed\.proj|blocks\.\d+\.attn\.(qkv|proj))\.(weight|bias)$")
+
+
+def released_layout(sd: dict[str, torch.Tensor], peft: str = "base_layer", frozen: bool = False,
+                    seed: int = 0) -> dict[str, torch.Tensor]:
+    """A model state dict in the released SEMat (SAM/HQ) layout, with non-zero LoRA pairs whose
+    merge gives back ``sd`` exactly (up to float rounding)."""
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        if not key.startswith("image_encoder."):
+            prefix = "" if key.split(".")[0] in ("condition_layer", "matting_decoder") else "sam_model."
+            out[prefix + key] = value.clone()
+            continue
+        rest = key[len("image_encoder."):]
+        m = _LORA_TARGETS.match(rest)
+        base = "sam_model.image_encoder.base_model.model."
+        if not m:
+            out[base + rest] = value.clone()
+            continue
+        layer, leaf = rest.rsplit(".", 1)
+        out[f"{base}{layer}{'.base_layer' if peft == 'base_layer' else ''}.{leaf}"] = value.clone()
+        if leaf == "weight":
+            r = 4
+            a = torch.randn((r, *value.shape[1:]), generator=g) * 0.1
+            b = torch.randn((value.shape[0], r, *(1, 1)[: value.dim() - 2]), generator=g) * 0.1
+            delta = (b.flatten(1).double() @ a.flatten(1).double()).reshape(value.shape)
+            out[f"{base}{layer}{'.base_layer' if peft == 'base_layer' else ''}.weight"] = \
+                (value.double() - delta).float()
+            out[f"{base}{layer}.lora_A.default.weight"] = a
+            out[f"{base}{layer}.lora_B.default.weight"] = b
+    if frozen:
+        for key, value in sd.items():
+            if key.startswith("mask_decoder."):
+                out["sam_model.frozen_" + key] = value.clone()
+    return out
+
+
+@pytest.mark.parametrize("variant", SAM_VARIANTS)
+@pytest.mark.parametrize(("peft", "wrap", "frozen"), [("base_layer", True, True), ("old", False, False)])
+def test_loader_round_trip(tmp_path, variant: str, peft: str, wrap: bool, frozen: bool) -> None:
+    torch.manual_seed(1)
+    source = build_semat(variant, tiny=True)
+    released = released_layout(source.state_dict(), peft=peft, frozen=frozen)
+    assert any(".lora_A." in k for k in released)
+    path = tmp_path / "ckpt.pth"
+    torch.save({"model": released} if wrap else released, path)
+
+    # load_semat builds the full-size model; exercise the same conversion on the tiny one
+    target = build_semat(variant, tiny=True)
+    sd = torch.load(path, weights_only=True)
+    load_semat_state_dict(target, variant, sd["model"] if wrap else sd)
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(target.state_dict()[key], value, atol=2e-6, rtol=0, msg=key)
+    image = torch.rand(1, 3, 256, 256)
+    box = torch.tensor([[20.0, 30.0, 200.0, 220.0]])
+    with torch.inference_mode():
+        torch.testing.assert_close(target(image, box).alpha, source(image, box).alpha, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("variant", SAM_VARIANTS)
+def test_loader_names_missing_and_unexpected_keys(variant: str) -> None:
+    model = build_semat(variant, tiny=True)
+    released = released_layout(model.state_dict())
+    missing = dict(released)
+    del missing["sam_model.mask_decoder.iou_token.weight"]
+    with pytest.raises(CheckpointError, match=r"missing 1 key\(s\): mask_decoder\.iou_token\.weight"):
+        load_semat_state_dict(model, variant, missing)
+    extra = dict(released)
+    extra["sam_model.mask_decoder.surprise.weight"] = torch.zeros(3)
+    with pytest.raises(CheckpointError, match=r"unexpected 1 key\(s\): mask_decoder\.surprise\.weight"):
+        load_semat_state_dict(model, variant, extra)
+    wrong = dict(released)
+    wrong["condition_layer.patch_embed.proj.bias"] = torch.zeros(5)
+    with pytest.raises(CheckpointError, match=r"shape mismatch: condition_layer\.patch_embed\.proj\.bias"):
+        load_semat_state_dict(model, variant, wrong)
+
+
+def test_load_semat_errors_are_one_line(tmp_path) -> None:
+    from semat.weights import WeightsUnavailable
+
+    with pytest.raises(WeightsUnavailable):
+        load_semat("sam", checkpoint=tmp_path / "nope.pth", runtime=select_runtime("cpu"))
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_semat("sam", checkpoint=bad, runtime=select_runtime("cpu"))
+    with pytest.raises(ValueError, match="unknown SEMat variant"):
+        load_semat("vit-h", checkpoint=bad)
+
+
+def _meta_model(variant: str) -> torch.nn.Module:
+    if variant == "sam2":  # its upstream Hiera constructor calls .item(); build it for real
+        return build_semat(variant)
+    with torch.device("meta"):
+        return build_semat(variant)
+
+
+@pytest.mark.parametrize("variant", [
+    "sam", "hq-sam", pytest.param("sam2", marks=pytest.mark.slow)])
+def test_manifest_keys_equal_loader_keys(golden_dir, variant: str) -> None:
+    """Every key of the reference state dict (the golden manifest) is consumed or ignored by design,
+    and every model parameter comes from it, with the right shape."""
+    manifest = json.loads((golden_dir / f"semat_{variant}" / "manifest.json").read_text())
+    manifest = manifest.get("state_dict", manifest)
+    assert variant in VARIANTS
+    sd = {k: torch.empty(s, device="meta") for k, s in manifest.items()}
+    converted, ignore = convert_state_dict(variant, sd)
+    model = _meta_model(variant)
+    used = {k for k in converted if not k.startswith(ignore)}
+    expected = model.state_dict()
+    assert used == set(expected)
+    for key in used:
+        assert tuple(converted[key].shape) == tuple(expected[key].shape), key
+    if variant != "sam2":
+        assert ignore == ("frozen_mask_decoder.",)
+        assert len(used) == len(manifest) - 2 * 49  # only the 49 LoRA pairs fold away
