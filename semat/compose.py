@@ -310,7 +310,7 @@ def manifest(result: MatteResult, extra: dict | None = None) -> dict:
         },
         "thresholds": {"box_threshold": prompt.box_threshold, "text_threshold": prompt.text_threshold},
         "model": {"variant": result.variant, "checkpoint_sha256": result.checkpoint_sha256,
-                  "device": result.device_label},
+                  "device": result.device_label, "detector": getattr(result, "detector", None)},
         "objects": [],
         "timings_s": {k: round(float(v), 4) for k, v in result.timings.items()},
         "notices": list(result.notices),

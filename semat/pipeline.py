@@ -129,6 +129,7 @@ class MatteResult:
     device_label: str = ""
     detections: list[Detection] = field(default_factory=list)  # all text detections (before `selected`)
     stats: dict[str, int] = field(default_factory=dict)
+    detector: str | None = None  # detector name when text was used
 
 
 @dataclass
@@ -416,7 +417,8 @@ class MattingPipeline:
         report(1.0, "Done")
         return MatteResult(image=image, objects=objects, alpha=union, mask=umask, variant=variant,
                            checkpoint_sha256=sha, timings=timings, notices=notices, prompt=prompt,
-                           device_label=device, detections=detections, stats=stats)
+                           device_label=device, detections=detections, stats=stats,
+                           detector=self._detector.name if prompt.text and self._detector is not None else None)
 
     def _mattes(self, image: np.ndarray, key_img: str, variant: str,
                 requests: list[tuple[Sequence[float], tuple[tuple[float, float, int], ...]]],
