@@ -7,6 +7,10 @@ writes the RGBA cut-out of the (union) matte.
 The command is three steps, each a small function, so other prompt sources plug in cleanly:
 :func:`collect_prompts` (arguments -> boxes / points in original pixels), :func:`run_mattes`
 (predictor call) and :func:`write_outputs` (files).
+
+Words and clicks (``--text "cat. dog." [--box-threshold T] [--text-threshold T]``,
+``--point X,Y[,1|0]``), ``--background COLOR|IMAGE|blur`` and ``--zip OUT.zip`` go through
+:mod:`semat.pipeline` (see :func:`run_pipeline`), the same code path as the web app.
 """
 
 from __future__ import annotations
