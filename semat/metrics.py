@@ -197,7 +197,7 @@ def gauss_gradient_magnitude(img: np.ndarray) -> np.ndarray:
     border = cv2.BORDER_REPLICATE
     gx = cv2.sepFilter2D(img, cv2.CV_64F, _DGAUSS, _GAUSS, borderType=border)
     gy = cv2.sepFilter2D(img, cv2.CV_64F, _GAUSS, _DGAUSS, borderType=border)
-    return np.sqrt(gx * gx + gy * gy)
+    return cv2.magnitude(gx, gy)
 
 
 def _minmax(a: np.ndarray) -> np.ndarray:
@@ -227,29 +227,52 @@ def _grad(p: np.ndarray, g: np.ndarray, region: np.ndarray | None, convention: s
 
 # ----------------------------------------------------------------------------------------------- Conn
 def _round_down_map(p: np.ndarray, g: np.ndarray, background_quirk: bool) -> np.ndarray:
-    """Each pixel's round-down level l: the last threshold before it leaves the largest component."""
-    n_steps = len(_CONN_THRESHOLDS)
+    """Each pixel's round-down level l: the last threshold before it leaves the largest component.
+
+    The intersections ``min(p, g) >= t`` shrink as t grows, so each one is labelled only inside the
+    bounding box of the previous one; pixels outside that box are background of the intersection.
+    """
+    steps = _CONN_THRESHOLDS
     both = np.minimum(p, g)  # (p >= t) & (g >= t)  ==  min(p, g) >= t
-    level = np.full(p.shape, n_steps - 1, dtype=np.int8)  # never assigned -> l = 1
-    unset = np.ones(p.shape, dtype=bool)
-    for i in range(1, n_steps):
-        inter = (both >= _CONN_THRESHOLDS[i]).view(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(inter, connectivity=4, ltype=cv2.CV_32S)
-        areas = stats[:, cv2.CC_STAT_AREA]
-        if background_quirk:
-            # argmax over a bincount that includes label 0; ties go to the lowest label.
-            best = int(np.argmax(areas))
-            omega = labels == best
-        elif n > 1:
-            omega = labels == 1 + int(np.argmax(areas[1:]))
+    total = both.size
+    level = np.full(both.shape, len(steps) - 1, dtype=np.int8)  # never assigned -> l = 1
+    unset = np.ones(both.shape, dtype=bool)
+    y0, y1, x0, x1 = 0, both.shape[0], 0, both.shape[1]
+    for i in range(1, len(steps)):
+        inter = both[y0:y1, x0:x1] >= steps[i]
+        rows = np.flatnonzero(inter.any(axis=1))
+        if rows.size == 0:
+            # Empty intersection: one label (0) covering everything. The quirk selects it, so
+            # nothing changes now or at any higher threshold; otherwise Ω is empty.
+            if not background_quirk:
+                np.copyto(level, i - 1, where=unset)
+            break
+        cols = np.flatnonzero(inter.any(axis=0))
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        inter = np.ascontiguousarray(inter[r0:r1, c0:c1])
+        y0, y1, x0, x1 = y0 + r0, y0 + r1, x0 + c0, x0 + c1
+        box = (slice(y0, y1), slice(x0, x1))
+        n, labels = cv2.connectedComponents(inter.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+        counts = np.bincount(labels.ravel(), minlength=n)
+        best = 1 + int(np.argmax(counts[1:]))
+        background = total - (inter.size - int(counts[0]))
+        if background_quirk and background >= counts[best]:
+            # Ω is the intersection's background: exactly the intersection's pixels leave. At any
+            # higher threshold the background only grows and the largest component only shrinks,
+            # so Ω stays the background and the pixels still unset (all background) never leave.
+            np.copyto(level[box], i - 1, where=unset[box] & inter)
+            break
         else:
-            omega = np.zeros(p.shape, dtype=bool)
-        leave = unset & ~omega
-        level[leave] = i - 1
-        unset &= omega
+            omega = labels == best
+            box_unset = unset[box] & omega
+            np.copyto(level, i - 1, where=unset)  # everything still unset leaves ...
+            unset[:] = False
+            level_box = level[box]
+            np.copyto(level_box, len(steps) - 1, where=box_unset)  # ... except Ω, which stays unset
+            unset[box] = box_unset
         if not unset.any():
             break
-    return _CONN_THRESHOLDS[level]
+    return steps[level]
 
 
 def conn(pred: Any, gt: Any, mask: Any = None, convention: str = "semat") -> float:
@@ -261,11 +284,14 @@ def conn(pred: Any, gt: Any, mask: Any = None, convention: str = "semat") -> flo
 
 def _conn(p: np.ndarray, g: np.ndarray, region: np.ndarray | None, convention: str) -> float:
     lmap = _round_down_map(p, g, background_quirk=(convention == "semat"))
-    dp = p - lmap
-    dg = g - lmap
-    phi_p = 1 - dp * (dp >= _CONN_THETA)
-    phi_g = 1 - dg * (dg >= _CONN_THETA)
-    return _region_sum(np.abs(phi_p - phi_g), region) / 1000
+    # φ = 1 − d·[d ≥ θ] with d = alpha − l, so |φ_p − φ_g| = |d_g·[d_g ≥ θ] − d_p·[d_p ≥ θ]|.
+    dp = np.subtract(p, lmap)
+    np.copyto(dp, 0.0, where=dp < _CONN_THETA)
+    dg = np.subtract(g, lmap, out=lmap)
+    np.copyto(dg, 0.0, where=dg < _CONN_THETA)
+    dg -= dp
+    np.abs(dg, out=dg)
+    return _region_sum(dg, region) / 1000
 
 
 # -------------------------------------------------------------------------------------------- all/mean
@@ -276,9 +302,11 @@ def compute_all(pred: Any, gt: Any, trimap: Any = None, convention: str = "semat
     p, g = _pair(pred, gt)
     region = region_mask(trimap, p.shape)
     if convention == "semat":
-        return {"MSE": _mse(p, g, region, "semat"),
-                "SAD": _region_sum(np.abs(p - g), region) / 1000,
-                "MAD": _mad(p, g, region, "semat"),
+        absdiff = np.abs(p - g)
+        n = _region_size(p.shape, region) + 1e-8
+        return {"MSE": _region_sum(np.square(absdiff), region) / n,
+                "SAD": _region_sum(absdiff, region) / 1000,
+                "MAD": _region_sum(absdiff, region) / n,
                 "Grad": _grad(p, g, region, "semat"),
                 "Conn": _conn(p, g, region, "semat")}
     return {"MAD": _mad(p, g, region, "sghm"),
