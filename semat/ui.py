@@ -685,6 +685,35 @@ def human_run(path, bg_mode, colour, bg_image, blur, s, progress=gr.Progress()):
     return r.mask, r.alpha, r.composite, r.rgba, r.alpha_dl, r.zip, r.info, s
 
 
+# --------------------------------------------------------------------- examples (cached lazily)
+
+
+@friendly
+def example_text(path, text):
+    """An example row of the Text tab, run with the default model and thresholds (cached on
+    first click for every visitor, so the gallery costs no GPU afterwards)."""
+    s = TabSession()
+    _load_into(s, path)
+    text = _check_text(text)
+    _run_detection(s, s.image, text, 0.35, 0.25, None)
+    idx = sorted(sorted(range(len(s.detections)), key=lambda i: -float(s.detections[i].score))[: L.max_boxes()])
+    from semat.pipeline import Prompt
+
+    result = gpu_matte(s.image, Prompt(text=text), "hq-sam", idx)
+    r = _render(s, result, "Checkerboard", None, None, None, {"model": L.VARIANT_LABELS["hq-sam"],
+                                                              "objects": len(result.objects), "cached example": "yes"})
+    return r.mask, r.alpha, r.composite, r.rgba, r.alpha_dl, r.zip, r.info
+
+
+@friendly
+def example_human(path):
+    s = TabSession()
+    _load_into(s, path)
+    result = _human_result(s.image, gpu_human(s.image))
+    r = _render(s, result, "Checkerboard", None, None, None, {"model": "SGHM", "cached example": "yes"})
+    return r.mask, r.alpha, r.composite, r.rgba, r.alpha_dl, r.zip, r.info
+
+
 # --------------------------------------------------------------------- API endpoints
 
 
@@ -946,8 +975,9 @@ def build_demo() -> gr.Blocks:
                         t_msg = gr.Markdown("", elem_id="text-status")
                 t_out = _output_panel("text")
                 if ex["text"]:
-                    gr.Examples(ex["text"], inputs=[t_img, t_text], label="Examples (click one, then Matte)",
-                                examples_per_page=6)
+                    gr.Examples(ex["text"], inputs=[t_img, t_text], outputs=t_out.files, fn=example_text,
+                                cache_examples=True, cache_mode="lazy", label="Examples (results cached)",
+                                examples_per_page=6, elem_id="text-examples")
             # ---------------------------------------------------------------- boxes
             with gr.Tab("Boxes & clicks", id="boxes"):
                 b_state = gr.State(None, time_to_live=3600)
@@ -971,7 +1001,8 @@ def build_demo() -> gr.Blocks:
                                             "points.", elem_id="boxes-status")
                 b_out = _output_panel("boxes")
                 if ex["boxes"]:
-                    gr.Examples(ex["boxes"], inputs=[b_img], label="Examples", examples_per_page=6)
+                    gr.Examples(ex["boxes"], inputs=[b_img], label="Examples", examples_per_page=6,
+                                elem_id="boxes-examples")
             # ---------------------------------------------------------------- human
             with gr.Tab("Auto human", id="human"):
                 h_state = gr.State(None, time_to_live=3600)
@@ -985,7 +1016,9 @@ def build_demo() -> gr.Blocks:
                         h_run = gr.Button("Matte people ▶", variant="primary", elem_id="human-run")
                 h_out = _output_panel("human")
                 if ex["human"]:
-                    gr.Examples(ex["human"], inputs=[h_img], label="Examples", examples_per_page=6)
+                    gr.Examples(ex["human"], inputs=[h_img], outputs=h_out.files, fn=example_human,
+                                cache_examples=True, cache_mode="lazy", label="Examples (results cached)",
+                                examples_per_page=6, elem_id="human-examples")
 
         # ------------------------------------------------------------------- API-only components
         with gr.Column(visible=False):
