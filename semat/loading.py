@@ -95,8 +95,6 @@ def _build_for_loading(variant: str) -> nn.Module:
 
 
 def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:
-    """Move to the runtime's device (and dtype where the weights are cast), eval mode."""
-    model = model.to(device=runtime.device)
-    if runtime.dtype != torch.float32:
-        model = model.to(dtype=runtime.dtype)
-    return model.eval()
+    """Move to the runtime's device, eval mode. Weights stay float32: reduced precision is applied
+    by the predictor through autocast (see :meth:`semat.predictor.SEMatPredictor._forward`)."""
+    return model.to(device=runtime.device).eval()

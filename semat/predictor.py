@@ -172,7 +172,13 @@ class SEMatPredictor:
         images, boxes = images.to(dev), boxes.to(dev)
         if points is not None:
             points = (points[0].to(dev), points[1].to(dev))
-        return self.model(images, boxes, points)
+        if self.runtime.dtype == torch.float32:
+            return self.model(images, boxes, points)
+        # Reduced precision through autocast over fp32 weights: matmuls/convolutions run in
+        # bf16/fp16 while normalisation, softmax statistics and resizes stay fp32 (closer to the
+        # fp32 result than casting the weights, and it works for every variant).
+        with torch.autocast(device_type=dev.type, dtype=self.runtime.dtype):
+            return self.model(images, boxes, points)
 
     def predict(self, image: np.ndarray, boxes: Any, points: Sequence[PointPrompt | None] | None = None,
                 batch_size: int = 4, return_debug: bool = False) -> list[ObjectMatte]:
