@@ -475,7 +475,9 @@ def evaluate_dataset(name: str, root: str | Path, matter: Matter, out_dir: str |
         except (OSError, ValueError):
             previous = None
         if previous is not None:
-            changed = [k for k in settings if k != "root" and previous.get(k) != settings[k]]
+            # The root and checkpoint path may move between runs; the weights' hash may not.
+            ignore = {"root"} | ({"checkpoint"} if settings.get("checkpoint_sha256") else set())
+            changed = [k for k in settings if k not in ignore and previous.get(k) != settings[k]]
             if changed:
                 k = changed[0]
                 raise ValueError(f"{out} holds results of a different run ({k}: {previous.get(k)!r} there, "

@@ -100,7 +100,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("eval-results") / f"{layout.name}-{args.variant}"
     ckpt = predictor.checkpoint_path
     settings = {"variant": predictor.variant or args.variant, "preprocess": args.preprocess,
-                "checkpoint": str(ckpt) if ckpt else ("tiny random weights" if ckpt is None else None),
+                "checkpoint": str(ckpt) if ckpt is not None else "none (random weights)",
                 "checkpoint_sha256": predictor.checkpoint_sha256(),
                 "dtype": str(predictor.runtime.dtype).removeprefix("torch.")}
     res = E.evaluate_dataset(layout.name, args.root, matter, out, settings=settings, limit=args.limit,
