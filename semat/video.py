@@ -112,7 +112,7 @@ def _h264_stream(container: av.container.OutputContainer, fps: Fraction, w: int,
     stream = container.add_stream("libx264", rate=fps)
     stream.width, stream.height = w + w % 2, h + h % 2
     stream.pix_fmt = "yuv420p"
-    stream.time_base = 1 / fps
+    stream.codec_context.time_base = 1 / fps  # frames are numbered 0, 1, 2... in this time base
     stream.options = {"crf": str(crf), "preset": "veryfast"}
     return stream
 
@@ -120,7 +120,8 @@ def _h264_stream(container: av.container.OutputContainer, fps: Fraction, w: int,
 def _encode(container, stream, rgb: np.ndarray, index: int) -> None:
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_pad_even(rgb)), format="rgb24")
     frame.pts = index
-    frame.time_base = stream.time_base
+    # not stream.time_base: the muxer replaces that (e.g. 1/10240) when it writes the header
+    frame.time_base = stream.codec_context.time_base
     for packet in stream.encode(frame):
         container.mux(packet)
 
