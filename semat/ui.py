@@ -126,7 +126,6 @@ class Services:
 
     # -- inference (each is one model call at this boundary)
     def detect(self, image: np.ndarray, text: str, box_threshold: float, text_threshold: float, progress=None):
-        self.calls["detect"] += 1
         self.progress_target = progress
         try:
             return self.pipeline().detect(image, text, box_threshold, text_threshold)
@@ -134,17 +133,14 @@ class Services:
             self.progress_target = None
 
     def matte(self, image: np.ndarray, prompt, variant: str, selected: list[int] | None, progress=None):
-        self.calls["matte"] += 1
         self.progress_target = progress
         try:
             result = self.pipeline().run(image, prompt, variant=variant, selected=selected, progress=progress)
         finally:
             self.progress_target = None
-        self.variants_used.add(variant)
         return result
 
     def human_matte(self, image: np.ndarray, progress=None):
-        self.calls["human"] += 1
         self.progress_target = progress
         try:
             return self.human().predict(image)
@@ -205,18 +201,36 @@ def _dur_human(image, progress=None) -> int:
 
 
 @_gpu(_dur_detect)
-def gpu_detect(image, text, box_threshold, text_threshold, progress=None):
+def _gpu_detect(image, text, box_threshold, text_threshold, progress=None):
     return SERVICES.detect(image, text, box_threshold, text_threshold, progress=progress)
 
 
 @_gpu(_dur_matte)
-def gpu_matte(image, prompt, variant, selected, progress=None):
+def _gpu_matte(image, prompt, variant, selected, progress=None):
     return SERVICES.matte(image, prompt, variant, selected, progress=progress)
 
 
 @_gpu(_dur_human)
-def gpu_human(image, progress=None):
+def _gpu_human(image, progress=None):
     return SERVICES.human_matte(image, progress=progress)
+
+
+# Counted here, in the serving process (on ZeroGPU the functions above run in a worker).
+def gpu_detect(image, text, box_threshold, text_threshold, progress=None):
+    SERVICES.calls["detect"] += 1
+    return _gpu_detect(image, text, box_threshold, text_threshold, progress=progress)
+
+
+def gpu_matte(image, prompt, variant, selected, progress=None):
+    SERVICES.calls["matte"] += 1
+    result = _gpu_matte(image, prompt, variant, selected, progress=progress)
+    SERVICES.variants_used.add(variant)
+    return result
+
+
+def gpu_human(image, progress=None):
+    SERVICES.calls["human"] += 1
+    return _gpu_human(image, progress=progress)
 
 
 def _progress_cb(progress: gr.Progress | None) -> L.ProgressFn | None:
@@ -329,6 +343,11 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
+def _expected(message: str, title: str) -> gr.Error:
+    """A gr.Error for an expected user-side problem (no server traceback in the log)."""
+    return gr.Error(message, title=title, print_exception=False)
+
+
 def _to_gr_error(exc: BaseException) -> gr.Error:
     from semat.imageio import ImageInputError
     from semat.weights import WeightsUnavailable
@@ -336,18 +355,18 @@ def _to_gr_error(exc: BaseException) -> gr.Error:
     name = type(exc).__name__
     msg = str(exc).strip() or name
     if isinstance(exc, ImageInputError):
-        return gr.Error(f"{msg}. Upload a JPEG, PNG or WebP photo instead.", title="Can't read this image")
+        return _expected(f"{msg}. Upload a JPEG, PNG or WebP photo instead.", title="Can't read this image")
     if isinstance(exc, WeightsUnavailable):
-        return gr.Error(f"{msg} The app keeps running: try another tab/model, or place the file and "
+        return _expected(f"{msg} The app keeps running: try another tab/model, or place the file and "
                         "run again.", title="Model weights missing")
     if name == "NoDetectionError":
-        return gr.Error(msg, title="Nothing found")
+        return _expected(msg, title="Nothing found")
     if isinstance(exc, L.PromptError) or name == "BoxError":
-        return gr.Error(msg[:1].upper() + msg[1:], title="Check the prompt")
+        return _expected(msg[:1].upper() + msg[1:], title="Check the prompt")
     if isinstance(exc, ValueError):
-        return gr.Error(msg, title="Can't run this request")
+        return _expected(msg, title="Can't run this request")
     if isinstance(exc, MemoryError) or "out of memory" in msg.lower():
-        return gr.Error("Ran out of memory for this image. Try a smaller image or fewer boxes.",
+        return _expected("Ran out of memory for this image. Try a smaller image or fewer boxes.",
                         title="Out of memory")
     log.error("unexpected error in the app:\n%s", "".join(traceback.format_exception(exc)))
     return gr.Error(f"Unexpected error ({name}: {msg[:200]}). Try again; if it persists, try a smaller "
@@ -767,14 +786,16 @@ def api_matte_text(image: str, text: str, box_threshold: float = 0.35, text_thre
     if max_objects and max_objects > 0:
         idx = sorted(idx, key=lambda i: -float(s.detections[i].score))[: int(max_objects)]
         idx.sort()
-    if len(idx) > L.max_boxes():
-        raise gr.Error(f"Too many detections ({len(idx)}; the limit is {L.max_boxes()}). Raise box_threshold "
-                       "or pass max_objects.", title="Too many boxes")
+    extra: dict[str, Any] = {"text": text, "detections_found": len(s.detections)}
+    if len(idx) > L.max_boxes():  # like the UI: keep the best ones and say so
+        idx = sorted(sorted(idx, key=lambda i: -float(s.detections[i].score))[: L.max_boxes()])
+        extra["limit_notice"] = (f"found {len(s.detections)} boxes; matted the {L.max_boxes()} highest-scoring "
+                                 "(raise box_threshold or pass max_objects to choose)")
     from semat.pipeline import Prompt
 
     prompt = Prompt(text=text, box_threshold=float(box_threshold), text_threshold=float(text_threshold))
     result = gpu_matte(s.image, prompt, variant, idx)
-    return _api_outputs(s, result, bg, {"text": text})
+    return _api_outputs(s, result, bg, extra)
 
 
 @friendly
@@ -821,23 +842,27 @@ def api_status():
 # ------------------------------------------------------------------------ layout
 
 
-class InputImage(gr.Image):
-    """``gr.Image`` whose unreadable uploads end in one friendly gr.Error (not a bare "Error").
+def InputImage(**kwargs) -> gr.Image:
+    """A ``gr.Image`` whose unreadable uploads end in one friendly gr.Error (not a bare "Error").
 
-    A template of gr.Image (same front-end component); only server-side preprocessing differs.
+    Wraps the instance's ``preprocess`` (a subclass would make Gradio write a ``.pyi`` stub
+    next to this module at import).
     """
+    img = gr.Image(**kwargs)
+    original = img.preprocess
 
-    is_template = True
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return original(payload)
         except gr.Error:
             raise
         except Exception as exc:
             name = getattr(payload, "orig_name", None) or "The file"
             raise gr.Error(f"{name} is not an image file we can read ({type(exc).__name__}). Upload a JPEG, PNG "
-                           "or WebP photo instead.", title="Can't read this image") from exc
+                           "or WebP photo instead.", title="Can't read this image", print_exception=False) from exc
+
+    img.preprocess = preprocess  # type: ignore[method-assign]
+    return img
 
 
 CSS = """

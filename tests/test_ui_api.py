@@ -107,6 +107,17 @@ def test_matte_text(client):
     assert all(o["label"] == "cat" and o["source"] == "text" for o in info["objects"])
 
 
+def test_matte_text_keeps_best_boxes_over_the_limit(client):
+    img = EXAMPLES / "coffee.jpg"
+    limit = client.predict(api_name="/status")["max_boxes"]
+    found = len(client.predict(handle_file(str(img)), "cup", 0.0, 0.0, api_name="/detect")["detections"])
+    out = client.predict(handle_file(str(img)), "cup", 0.0, 0.0, "sam", "checker", 0, api_name="/matte_text")
+    info = _check_outputs(out, img)
+    assert info["detections_found"] == found
+    assert len(info["objects"]) == min(found, limit)
+    assert ("limit_notice" in info) == (found > limit)
+
+
 def test_matte_prompts_boxes_and_points(client):
     img = EXAMPLES / "coffee.jpg"
     w, h = _size(img)
