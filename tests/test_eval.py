@@ -159,11 +159,22 @@ def test_perfect_prediction_scores_zero_at_original_size() -> None:
     assert row["paper_MAD"] <= 0.5 / 255 + 1e-12
 
 
+def test_frame_size_matches_the_predictor_and_the_evaluator() -> None:
+    from semat.predictor import resized_hw as predictor_hw
+
+    for h, w in [(1080, 1920), (1920, 1080), (683, 1024), (333, 500), (4000, 2667), (37, 51)]:
+        nh, nw = E.resized_hw(h, w, 1024)
+        assert (nh, nw) == predictor_hw(h, w, 1024)[:2]
+        # AdobeCompositionEvaluator's crop: int(1024 / max(h, w) * side + 0.5)
+        assert (nh, nw) == (int(1024 / max(h, w) * h + 0.5), int(1024 / max(h, w) * w + 0.5))
+
+
 class _RecordingModel(torch.nn.Module):
     img_size = 64
 
-    def __init__(self) -> None:
+    def __init__(self, img_size: int = 64) -> None:
         super().__init__()
+        self.img_size = img_size
         self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, images, boxes, points=None):
@@ -178,23 +189,24 @@ class _RecordingModel(torch.nn.Module):
 
 
 class _FakePredictor:
-    def __init__(self) -> None:
+    def __init__(self, img_size: int = 64) -> None:
         from semat.device import select_runtime
 
-        self.model = _RecordingModel()
+        self.model = _RecordingModel(img_size)
         self.runtime = select_runtime("cpu", "float32")
         self.img_size = self.model.img_size
 
 
-def test_reference_matter_reproduces_evaluator_inputs() -> None:
-    pred = _FakePredictor()
+@pytest.mark.parametrize(("size", "hw"), [(64, (41, 29)), (1024, (130, 97))])
+def test_reference_matter_reproduces_evaluator_inputs(size: int, hw: tuple[int, int]) -> None:
+    pred = _FakePredictor(size)
     matter = E.ReferenceMatter(pred)
-    gt = _alpha(41, 29, 4)
+    gt = _alpha(*hw, 4)
     image = _image(gt, 4)
     out = matter(image, gt)
     images, boxes = pred.model.seen[0]
     s = pred.img_size
-    nh, nw = E.resized_hw(41, 29, s)
+    nh, nw = E.resized_hw(*hw, s)
     # ResziePad: to_tensor + F.interpolate on image and alpha, zero padding to S x S.
     img_t = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]
     want_img = torch.zeros(1, 3, s, s)
