@@ -18,8 +18,9 @@ Differences from the reference, all without changing the output:
 
 ``max_side`` (default :data:`DEFAULT_MAX_SIDE`) caps the longer network side, which the
 reference does not: a 4000x1000 photo would become a 1280x5120 network input there. With the
-cap, the network input never exceeds 1280x2560 pixels, which bounds memory (about 1.5 GB peak
-on CPU in float32). Images whose reference network input fits (every aspect ratio up to 2:1,
+cap, the network input never exceeds 1280x2560 pixels, which bounds memory (measured peak RSS
+of the whole process on CPU in float32, weights included: 2.2 GB at 1280x2560, 1.5 GB for a
+1920x1080 photo, 1.1 GB for 1024x1024; see benchmarks/bench_sghm.py). Images whose reference network input fits (every aspect ratio up to 2:1,
 e.g. all 4:3, 3:2 and 16:9 photos) are processed exactly as the reference does. ``max_side=None``
 restores the reference behaviour.
 """
@@ -293,6 +294,8 @@ class HumanMatter:
         region4 = region.reshape(h4, 4, w4, 4).any(axis=(1, 3))
         out = torch.zeros(x.shape[-2:], dtype=torch.float32, device=x.device)
         halo = TILE_HALO
+        # even when the region covers every tile, tiles cost about the same time as one whole
+        # pass (measured) and keep the full-resolution activations small, so always tile
         for y0, y1, x0, x1 in _tile_runs(region4, self.tile):
             s0, s1 = max(0, y0 - halo), min(h4, y1 + halo)
             r0, r1 = max(0, x0 - halo), min(w4, x1 + halo)
