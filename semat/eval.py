@@ -213,8 +213,12 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def read_alpha(path: Path, what: str = "alpha") -> np.ndarray:
-    """An alpha map as uint8 (or uint16 for 16-bit files): grey as is, RGBA/LA its alpha band, else
-    ``convert('L')`` as the reference."""
+    """An alpha map as uint8 (or uint16 for 16-bit grey files).
+
+    Grey files are used as they are and colour files through ``convert('L')``, as the reference
+    evaluators read them. RGBA/LA files (cut-outs written by other tools) give their alpha band,
+    unless that band is fully opaque, in which case the colour channels hold the matte.
+    """
     img = _open(path, what)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(img)
@@ -224,7 +228,9 @@ def read_alpha(path: Path, what: str = "alpha") -> np.ndarray:
             a = a.astype(np.uint16)
         return a
     if img.mode in ("RGBA", "LA", "PA"):
-        return np.asarray(img.getchannel("A"))
+        band = np.asarray(img.getchannel("A"))
+        if band.min() < 255:
+            return band
     if img.mode == "F":
         raise SampleError(f"{what} {path} is a float image; save alphas as 8- or 16-bit PNG")
     return np.asarray(img.convert("L"))

@@ -377,8 +377,12 @@ def test_score_folders_rgba_and_16bit_predictions(tmp_path: Path) -> None:
     (pred / "p1.png").unlink()
     b = np.array(Image.open(gt / "p1.png")).astype(np.uint16) * 257
     Image.fromarray(b).save(pred / "p1.png")
+    g2 = np.array(Image.open(gt / "p2.png"))
+    (pred / "p2.png").unlink()
+    Image.fromarray(np.dstack([g2, g2, g2, np.full_like(g2, 255)]), "RGBA").save(pred / "p2.png")  # opaque
     res = E.score_folders(pred, gt, convention="sghm")
     rows = {r["id"]: r for r in res.rows}
+    assert rows["p2"]["MSE"] == 0.0
     g0 = np.array(Image.open(gt / "p0.png"))
     assert rows["p0"]["MSE"] == M.compute_all(a, g0, convention="sghm")["MSE"]
     assert rows["p1"]["MSE"] == pytest.approx(0.0, abs=1e-12) and rows["p1"]["IoU"] == pytest.approx(100.0)
