@@ -75,6 +75,26 @@ def test_fused_rel_pos_attention_matches_upstream() -> None:
     torch.testing.assert_close(fused(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("window", [0, 4, 5])
+def test_block_matches_upstream_block(window: int) -> None:
+    """Window blocks (with and without window padding) and global blocks equal upstream's."""
+    from functools import partial
+
+    from segment_anything.modeling.image_encoder import Block
+
+    from semat.models.sam_encoder import SEMatBlock
+
+    torch.manual_seed(0)
+    norm = partial(torch.nn.LayerNorm, eps=1e-6)
+    ref = Block(32, 2, mlp_ratio=2.0, norm_layer=norm, use_rel_pos=True, window_size=window, input_size=(8, 8))
+    for p in (ref.attn.rel_pos_h, ref.attn.rel_pos_w, ref.attn.qkv.bias):
+        torch.nn.init.normal_(p, std=0.5)
+    ours = SEMatBlock(32, 2, mlp_ratio=2.0, norm_layer=norm, window_size=window, input_size=(8, 8))
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 8, 8, 32)
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
 # ------------------------------------------------------------------------------- predictor
 
 

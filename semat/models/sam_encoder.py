@@ -61,15 +61,38 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos
 class FusedRelPosAttention(_sam_vit.Attention):
     """Upstream ``Attention`` (same parameters) computed with ``scaled_dot_product_attention``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, _ = x.shape
-        qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # [B, heads, N, d]
+    def _attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """qkv ``[B,h,w,3C]`` -> attention output ``[B,h,w,C]`` (before ``proj``)."""
+        b, h, w, _ = qkv.shape
+        q, k, v = qkv.reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         if self.use_rel_pos:
             out = rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (h, w), self.scale)
         else:
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        out = out.transpose(1, 2).reshape(b, h, w, -1)
+        return out.transpose(1, 2).reshape(b, h, w, -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self._attend(self.qkv(x)))
+
+    def forward_windowed(self, x: torch.Tensor, window_size: int) -> torch.Tensor:
+        """Window attention on ``[B,H,W,C]`` equal to upstream's partition -> attn -> unpartition.
+
+        Upstream zero-pads the normalised tokens to a multiple of the window, so a padded token's
+        qkv is just the qkv bias, and the padded outputs are cropped away. Computing ``qkv`` before
+        padding (filling the pad with the bias) and ``proj`` after cropping gives the same values
+        without running the two big linear layers on the padding (64 -> 70 per side: ~20%).
+        """
+        b, h, w, _ = x.shape
+        qkv = self.qkv(x)
+        pad_h, pad_w = (-h) % window_size, (-w) % window_size
+        if pad_h or pad_w:
+            bias = self.qkv.bias if self.qkv.bias is not None else qkv.new_zeros(qkv.shape[-1])
+            padded = bias.to(qkv.dtype).expand(b, h + pad_h, w + pad_w, -1).clone()
+            padded[:, :h, :w] = qkv
+            qkv = padded
+        windows, pad_hw = _sam_vit.window_partition(qkv, window_size)
+        out = self._attend(windows)
+        out = _sam_vit.window_unpartition(out, window_size, pad_hw, (h, w))
         return self.proj(out)
 
 
@@ -84,6 +107,16 @@ class SEMatBlock(_sam_vit.Block):
         attn_size = input_size if window_size == 0 else (window_size, window_size)
         self.attn = FusedRelPosAttention(dim, num_heads=num_heads, qkv_bias=True, use_rel_pos=True,
                                          input_size=attn_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.norm1(x)
+        if self.window_size > 0:
+            x = self.attn.forward_windowed(x, self.window_size)
+        else:
+            x = self.attn(x)
+        x = shortcut + x
+        return x + self.mlp(self.norm2(x))
 
 
 class SEMatImageEncoder(_sam_vit.ImageEncoderViT):
