@@ -421,3 +421,18 @@ def test_cli_errors_are_one_line(argv: list[str], message: str, capsys) -> None:
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("semat: error:") and message in err and "\n" not in err
+
+
+def test_reference_matter_uses_the_predictors_precision() -> None:
+    """bf16 runs through the predictor's autocast forward, not a bare float32 model call."""
+    from semat.device import select_runtime
+    from semat.predictor import SEMatPredictor
+
+    tiny = SEMatPredictor.tiny("sam")
+    bf16 = SEMatPredictor(tiny.model, select_runtime("cpu", "bfloat16"), variant="sam")
+    gt = _alpha(30, 40, 8)
+    image = _image(gt, 8)
+    a32 = E.make_matter(tiny, "reference")(image, gt).alpha
+    a16 = E.make_matter(bf16, "reference")(image, gt).alpha
+    assert a16.dtype == np.float32 and a16.shape == gt.shape
+    assert float(np.abs(a16 - a32).max()) < 0.1
