@@ -12,7 +12,8 @@ Two entry points (the ``semat eval`` command wraps both):
     image scored (its "detailmap" is all-unknown);
   - ``orig``: the same metric functions at the original resolution, against the original ground
     truth, with the prediction upsampled to the original size and also rounded to 8 bits (what a
-    saved 8-bit PNG holds).
+    saved 8-bit PNG holds); with ``convention="sghm"`` the float32 alpha is scored unrounded, as
+    SGHM's ``test_image.py`` does.
 
   The box prompt is the tight extent of the ground-truth alpha, as in the reference evaluation.
   Metrics use :mod:`semat.metrics` with the ``semat`` convention by default (the paper's numbers);
@@ -371,7 +372,9 @@ def score_prediction(pred: FramePrediction, gt: np.ndarray, convention: str = "s
     row: dict[str, float] = {}
     for k, v in M.compute_all(quantize(pred.alpha_frame), paper_gt(gt, (nh, nw)), convention=convention).items():
         row[f"paper_{k}"] = v
-    for k, v in M.compute_all(quantize(pred.alpha), gt, convention=convention).items():
+    # SGHM's test_image.py scores the float32 alpha as is; the SEMat side scores the 8-bit PNG a user saves.
+    orig = pred.alpha.astype(np.float32) if convention == "sghm" else quantize(pred.alpha)
+    for k, v in M.compute_all(orig, gt, convention=convention).items():
         row[f"orig_{k}"] = v
     return row
 

@@ -154,6 +154,8 @@ def test_perfect_prediction_scores_zero_at_original_size() -> None:
     row = E.score_prediction(GTMatter()(np.zeros((45, 60, 3), np.uint8), gt), gt)
     for k in M.METRIC_KEYS["semat"]:
         assert row[f"orig_{k}"] == 0.0
+    sghm = E.score_prediction(GTMatter()(np.zeros((45, 60, 3), np.uint8), gt), gt, convention="sghm")
+    assert sghm["orig_MSE"] == pytest.approx(0.0, abs=1e-9) and sghm["orig_IoU"] == pytest.approx(100.0)
     # In the working frame the only error left is the 8-bit rounding of the prediction.
     assert row["paper_MSE"] <= (0.5 / 255) ** 2 + 1e-12
     assert row["paper_MAD"] <= 0.5 / 255 + 1e-12
