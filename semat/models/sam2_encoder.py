@@ -26,7 +26,13 @@ from sam2.modeling.backbones.hieradet import Hiera
 from sam2.modeling.backbones.image_encoder import FpnNeck
 from sam2.modeling.backbones.utils import PatchEmbed
 
-__all__ = ["FpnNeckNoPos", "HieraBBoxMask", "box_mask"]
+__all__ = ["FpnNeckNoPos", "HieraBBoxMask", "box_mask", "exact_dtype"]
+
+
+def exact_dtype(device: torch.device) -> torch.dtype:
+    """float64 for prompt coordinates (the reference keeps its box in float64), except on devices
+    without float64 support (Apple MPS), where float32 is exact for integer pixel coordinates."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def box_mask(boxes: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -39,10 +45,11 @@ def box_mask(boxes: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     h, w = (size, size) if isinstance(size, int) else size
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must have shape [B,4], got {tuple(boxes.shape)}")
-    b = torch.trunc(boxes.detach().to(torch.float64))
+    dt = exact_dtype(boxes.device)
+    b = torch.trunc(boxes.detach().to(dt))
     x1, y1, x2, y2 = (b[:, i].clamp(0, lim) for i, lim in zip(range(4), (w, h, w, h)))
-    rows = torch.arange(h, dtype=torch.float64, device=boxes.device)
-    cols = torch.arange(w, dtype=torch.float64, device=boxes.device)
+    rows = torch.arange(h, dtype=dt, device=boxes.device)
+    cols = torch.arange(w, dtype=dt, device=boxes.device)
     in_rows = (rows[None] >= y1[:, None]) & (rows[None] < y2[:, None])  # [B,H]
     in_cols = (cols[None] >= x1[:, None]) & (cols[None] < x2[:, None])  # [B,W]
     return (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1).to(torch.float32)

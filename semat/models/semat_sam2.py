@@ -31,7 +31,7 @@ from semat.checkpoint import merge_lora
 from semat.models.detail_decoder import MattingDetailDecoder
 from semat.models.outputs import SEMatOutput
 from semat.models.sam2_decoder import MaskDecoderMattingToken
-from semat.models.sam2_encoder import FpnNeckNoPos, HieraBBoxMask, box_mask
+from semat.models.sam2_encoder import FpnNeckNoPos, HieraBBoxMask, box_mask, exact_dtype
 
 __all__ = ["IGNORE_PREFIXES", "SAM2Config", "SEMatSAM2", "build_semat_sam2", "convert_state_dict"]
 
@@ -147,13 +147,14 @@ class SEMatSAM2(nn.Module):
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sparse/dense prompt embeddings the way SEMat's SAM2 predictor builds them: the box as two
         points labelled 2 and 3, extra points after the box corners (sam2's predictor order),
-        ``boxes=None`` so sam2 appends its padding point. Coordinates stay float64 until the
-        prompt encoder divides by S, as in the reference (its box tensor is float64)."""
+        ``boxes=None`` so sam2 appends its padding point. Coordinates stay float64 (where the device
+        has it) until the prompt encoder divides by S, as in the reference (its box is float64)."""
         b = boxes.shape[0]
-        coords = boxes.to(torch.float64).reshape(b, 2, 2)
+        dt = exact_dtype(boxes.device)
+        coords = boxes.to(dt).reshape(b, 2, 2)
         labels = torch.tensor([[2, 3]], dtype=torch.int32, device=boxes.device).expand(b, 2)
         if points is not None:
-            coords = torch.cat((coords, points[0].to(device=boxes.device, dtype=torch.float64)), 1)
+            coords = torch.cat((coords, points[0].to(device=boxes.device, dtype=dt)), 1)
             labels = torch.cat((labels, points[1].to(device=boxes.device, dtype=torch.int32)), 1)
         return self.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
 
