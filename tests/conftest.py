@@ -44,3 +44,17 @@ def golden_weights_module(golden_dir: Path):
     assert spec.loader is not None
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tiny-model tests on one thread (use with ``pytest.mark.usefixtures``).
+
+    Tiny models gain nothing from threads, and on a busy machine OpenMP's spinning makes 2-thread
+    runs of small ops many times slower; the setting is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

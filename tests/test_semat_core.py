@@ -19,14 +19,7 @@ from semat.predictor import BoxError, PointPrompt, SEMatPredictor, validate_boxe
 SAM_VARIANTS = ("sam", "hq-sam")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP's spinning makes
-    2-thread runs of small ops many times slower; restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=SAM_VARIANTS)
