@@ -17,9 +17,11 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 
 class WeightsUnavailable(RuntimeError):
@@ -117,7 +119,7 @@ def verify(entry: WeightsEntry, path: Path) -> None:
 def _offline_message(entry: WeightsEntry, target: Path, cause: BaseException | None) -> str:
     where = f"put it at {target}" if entry.kind == "file" else f"save the repository files in {target}/"
     extra = f" ({entry.source_note})" if entry.source_note else ""
-    why = f" [{type(cause).__name__}]" if cause else ""
+    why = f" ({cause})" if isinstance(cause, HubUnreachable) else f" [{type(cause).__name__}]" if cause else ""
     return (f"{entry.description}: '{entry.filename or entry.repo_id}' is not available locally and "
             f"could not be downloaded{why}. Download it from {entry.url}{extra} and {where} "
             "(or set SEMAT_WEIGHTS_DIR to the folder that holds it).")
@@ -143,9 +145,10 @@ def resolve(name_or_path: str | os.PathLike, progress: Progress | None = None) -
     if entry.kind == "file" and target.is_file():
         verify(entry, target)
         return target
-    if progress:
-        progress(f"Downloading {entry.filename or entry.repo_id} from {entry.repo_id} ...")
     try:
+        _check_hub_reachable()
+        if progress:
+            progress(f"Downloading {entry.filename or entry.repo_id} from {entry.repo_id} ...")
         path = _download(entry, target)
     except Exception as exc:  # offline, DNS failure, 404, hub outage: all end the same way
         raise WeightsUnavailable(_offline_message(entry, target, exc)) from exc
@@ -154,8 +157,25 @@ def resolve(name_or_path: str | os.PathLike, progress: Progress | None = None) -
     return path
 
 
+class HubUnreachable(OSError):
+    """The Hub's host name does not resolve (no network): fail at once instead of retrying."""
+
+
+def _check_hub_reachable() -> None:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise HubUnreachable("HF_HUB_OFFLINE is set")
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:  # huggingface_hub would retry this for ~25 s with a log line per try
+        raise HubUnreachable(f"cannot resolve {host}: no network") from exc
+
+
 def _download(entry: WeightsEntry, target: Path) -> Path:
     from huggingface_hub import hf_hub_download, snapshot_download  # tqdm progress bars built in
+
 
     target.parent.mkdir(parents=True, exist_ok=True)
     if entry.kind == "repo":
