@@ -12,6 +12,7 @@ their builders; this module holds what every checkpoint needs:
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Iterable, Mapping
 
@@ -31,10 +32,19 @@ def _fmt_keys(keys: Iterable[str], limit: int = 12) -> str:
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # memory-map zip-format files: tensors are paged in from disk, not copied up front
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):  # legacy (non-zip) files cannot be mapped; others re-raise
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: not one at all, or it holds objects "
+                              "other than tensors (refused: checkpoints are untrusted and loaded with "
+                              "weights_only=True)") from exc
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first})") from exc
     for wrapper in ("model", "state_dict"):
         if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
