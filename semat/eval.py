@@ -310,15 +310,10 @@ class ReferenceMatter:
         box = tight_box(gt_frame)
         box_f = (0.0, 0.0, 0.0, 0.0) if box is None else tuple(float(v) for v in box)
         boxes = torch.tensor([box_f], dtype=torch.float32)
-        # The predictor's own forward moves inputs to its device and applies its precision
-        # (autocast for bf16/fp16); a bare model is called directly.
-        forward = getattr(self.predictor, "_forward", None)
+        # The predictor's frame-level forward moves inputs to its device and applies its
+        # precision (autocast for bf16/fp16).
         with torch.inference_mode():
-            if forward is not None:
-                out = forward(frame, boxes, None)
-            else:
-                dev = self.predictor.runtime.device
-                out = self.predictor.model(frame.to(dev), boxes.to(dev))
+            out = self.predictor.forward_frame(frame, boxes)
             alpha_frame = out.alpha[0, 0, :nh, :nw].float().cpu().numpy()
         alpha = cv2.resize(np.ascontiguousarray(alpha_frame), (w, h), interpolation=cv2.INTER_LINEAR)
         return FramePrediction(alpha_frame, np.clip(alpha, 0.0, 1.0).astype(np.float32), box_f)

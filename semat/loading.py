@@ -96,5 +96,5 @@ def _build_for_loading(variant: str) -> nn.Module:
 
 def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:
     """Move to the runtime's device, eval mode. Weights stay float32: reduced precision is applied
-    by the predictor through autocast (see :meth:`semat.predictor.SEMatPredictor._forward`)."""
+    by the predictor through autocast (see :meth:`semat.predictor.SEMatPredictor.forward_frame`)."""
     return model.to(device=runtime.device).eval()

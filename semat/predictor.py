@@ -166,8 +166,15 @@ class SEMatPredictor:
             self._sha256 = file_sha256(self.checkpoint_path)
         return self._sha256
 
-    def _forward(self, images: torch.Tensor, boxes: torch.Tensor,
-                 points: tuple[torch.Tensor, torch.Tensor] | None) -> SEMatOutput:
+    def forward_frame(self, images: torch.Tensor, boxes: torch.Tensor,
+                      points: tuple[torch.Tensor, torch.Tensor] | None = None) -> SEMatOutput:
+        """One model forward on inputs already in the padded working frame.
+
+        ``images`` ``[B,3,S,S]`` in [0,1], ``boxes`` ``[B,4]`` in frame pixels (see the model's
+        ``forward``). Moves them to the runtime's device and applies its precision; for callers
+        with their own preprocessing (e.g. the paper's evaluation protocol). Call it under
+        ``torch.inference_mode()``.
+        """
         dev = self.runtime.device
         images, boxes = images.to(dev), boxes.to(dev)
         if points is not None:
@@ -215,7 +222,7 @@ class SEMatPredictor:
                         coords = np.stack([points[i].coords for i in idx]) * scale  # type: ignore[union-attr]
                         labels = np.stack([points[i].labels for i in idx])  # type: ignore[union-attr]
                         pts = (torch.from_numpy(coords.astype(np.float32)), torch.from_numpy(labels))
-                    out = self._forward(padded.expand(b, -1, -1, -1), torch.from_numpy(frame_boxes[idx]), pts)
+                    out = self.forward_frame(padded.expand(b, -1, -1, -1), torch.from_numpy(frame_boxes[idx]), pts)
                     for j, i in enumerate(idx):
                         results[i] = self._postprocess(out, j, box_arr[i], (h, w), (new_h, new_w), return_debug)
                     del out

@@ -198,6 +198,9 @@ class _FakePredictor:
         self.runtime = select_runtime("cpu", "float32")
         self.img_size = self.model.img_size
 
+    def forward_frame(self, images, boxes, points=None):
+        return self.model(images, boxes, points)
+
 
 @pytest.mark.parametrize(("size", "hw"), [(64, (41, 29)), (1024, (130, 97))])
 def test_reference_matter_reproduces_evaluator_inputs(size: int, hw: tuple[int, int]) -> None:
