@@ -125,14 +125,15 @@ def write_outputs(args: argparse.Namespace, image: np.ndarray, alphas: list[np.n
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     alphas = [_to_size(a, size_wh) for a in alphas]
-    written = [save_alpha_png(output, union_alpha(alphas))]
+    union = union_alpha(alphas)
+    written = [save_alpha_png(output, union)]
     if len(alphas) > 1:
         written += [save_alpha_png(per_object_path(output, i), a) for i, a in enumerate(alphas, 1)]
     if args.rgba:
         if (image.shape[1], image.shape[0]) != tuple(size_wh):
             image = cv2.resize(image, size_wh, interpolation=cv2.INTER_LINEAR)
         Path(args.rgba).parent.mkdir(parents=True, exist_ok=True)
-        written.append(save_rgba_png(args.rgba, image, union_alpha(alphas)))
+        written.append(save_rgba_png(args.rgba, image, union))
     return written
 
 
