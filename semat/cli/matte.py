@@ -137,13 +137,19 @@ def write_outputs(args: argparse.Namespace, image: np.ndarray, alphas: list[np.n
     return written
 
 
+def _scale_box(box: tuple[float, float, float, float], size_wh: tuple[int, int], sx: float,
+               sy: float) -> tuple[float, float, float, float]:
+    """A box in original pixels -> pixels of a downscaled copy (megapixel cap), within its size."""
+    w, h = size_wh
+    x1, y1, x2, y2 = box
+    return min(x1 * sx, w), min(y1 * sy, h), min(x2 * sx, w), min(y2 * sy, h)
+
+
 def _scaled_prompts(prompts: Prompts, size_wh: tuple[int, int], sx: float, sy: float) -> Prompts:
     """Prompts in original pixels -> pixels of a downscaled copy (megapixel cap)."""
     from semat.predictor import PointPrompt
 
-    w, h = size_wh
-    boxes = [(min(x1 * sx, w), min(y1 * sy, h), min(x2 * sx, w), min(y2 * sy, h))
-             for x1, y1, x2, y2 in prompts.boxes]
+    boxes = [_scale_box(b, size_wh, sx, sy) for b in prompts.boxes]
     points = None
     if prompts.points is not None:
         points = [None if p is None else PointPrompt(p.coords * np.array([sx, sy]), p.labels)  # type: ignore[attr-defined]
@@ -254,9 +260,7 @@ def run_pipeline(args: argparse.Namespace, loaded) -> int:
     for x, y, _ in args.point:
         if not (0 <= x <= w0 and 0 <= y <= h0):
             raise CLIError(f"--point {x:g},{y:g} is outside the {w0}x{h0} image")
-    prompt = Prompt(text=args.text,
-                    boxes=[(min(x1 * sx, w1), min(y1 * sy, h1), min(x2 * sx, w1), min(y2 * sy, h1))
-                           for x1, y1, x2, y2 in boxes],
+    prompt = Prompt(text=args.text, boxes=[_scale_box(b, (w1, h1), sx, sy) for b in boxes],
                     points=[(min(x * sx, w1), min(y * sy, h1), lab) for x, y, lab in args.point],
                     box_threshold=args.box_threshold, text_threshold=args.text_threshold)
     if prompt.text is None and args.text is not None and not (args.box or args.point):
