@@ -428,7 +428,7 @@ def _render(s: TabSession, result, bg_mode, colour, bg_image, blur, extra_info: 
     s.alpha_sha = L.file_sha(alpha_path)
     s.foreground = compose.estimate_foreground(result.image, result.alpha)
     rgba_path = save_png(d / f"{stem}_rgba.png", compose.rgba(result.image, result.alpha, s.foreground))
-    zip_path = compose.write_zip(result, d / f"{stem}_layers.zip",
+    zip_path = compose.write_zip(result, d / f"{stem}_layers.zip", foreground=s.foreground,
                                  manifest_extra={"app": "semat-space", "test_mode": test_mode()})
     comp = _composite_path(s, bg_mode, colour, bg_image, blur, d)
     timings = dict(getattr(result, "timings", {}) or {})
