@@ -457,7 +457,8 @@ def recomposite(bg_mode, colour, bg_image, blur, image_path, alpha_path, s: TabS
     s = _session(s)
     if not alpha_path:
         return gr.update(), s
-    if s.result is None or s.alpha_sha != L.file_sha(alpha_path):
+    alpha_sha = L.file_sha(alpha_path)
+    if s.result is None or s.alpha_sha != alpha_sha:
         from semat.imageio import read_png
 
         if not image_path:
@@ -469,7 +470,7 @@ def recomposite(bg_mode, colour, bg_image, blur, image_path, alpha_path, s: TabS
         if alpha.shape != image.shape[:2]:
             return gr.update(), s
         s.result = _Shown(image, alpha.astype(np.float32) / (65535.0 if alpha.dtype == np.uint16 else 255.0))
-        s.foreground, s.alpha_sha = None, L.file_sha(alpha_path)
+        s.foreground, s.alpha_sha = None, alpha_sha
     return _composite_path(s, bg_mode, colour, bg_image, blur), s
 
 
