@@ -493,6 +493,11 @@ def _selected_indices(selected: list[str] | None, n: int) -> list[int]:
     return sorted(out)
 
 
+def _top_scoring(s: TabSession, idx: list[int], k: int) -> list[int]:
+    """The ``k`` highest-scoring of the detections ``idx``, back in detection order."""
+    return sorted(sorted(idx, key=lambda i: -float(s.detections[i].score))[:k])
+
+
 def _det_overlay(s: TabSession, selected_idx: list[int]) -> str:
     dets = s.detections
     boxes = [tuple(d.box) for d in dets]
@@ -563,7 +568,7 @@ def text_matte(path, text, box_threshold, text_threshold, variant_label, selecte
         _run_detection(s, image, text, box_threshold, text_threshold, progress)
         idx = list(range(len(s.detections)))
         if len(idx) > L.max_boxes():
-            idx = sorted(sorted(idx, key=lambda i: -float(s.detections[i].score))[: L.max_boxes()])
+            idx = _top_scoring(s, idx, L.max_boxes())
             gr.Warning(f"Found {len(s.detections)} boxes; matting the {L.max_boxes()} highest-scoring ones. "
                        "Raise the box threshold or untick boxes to choose others.")
     else:
@@ -716,7 +721,7 @@ def example_text(path, text):
     _load_into(s, path)
     text = _check_text(text)
     _run_detection(s, s.image, text, 0.35, 0.25, None)
-    idx = sorted(sorted(range(len(s.detections)), key=lambda i: -float(s.detections[i].score))[: L.max_boxes()])
+    idx = _top_scoring(s, list(range(len(s.detections))), L.max_boxes())
     from semat.pipeline import Prompt
 
     result = gpu_matte(s.image, Prompt(text=text), "hq-sam", idx)
@@ -785,11 +790,10 @@ def api_matte_text(image: str, text: str, box_threshold: float = 0.35, text_thre
     _run_detection(s, s.image, text, box_threshold, text_threshold, None)
     idx = list(range(len(s.detections)))
     if max_objects and max_objects > 0:
-        idx = sorted(idx, key=lambda i: -float(s.detections[i].score))[: int(max_objects)]
-        idx.sort()
+        idx = _top_scoring(s, idx, int(max_objects))
     extra: dict[str, Any] = {"text": text, "detections_found": len(s.detections)}
     if len(idx) > L.max_boxes():  # like the UI: keep the best ones and say so
-        idx = sorted(sorted(idx, key=lambda i: -float(s.detections[i].score))[: L.max_boxes()])
+        idx = _top_scoring(s, idx, L.max_boxes())
         extra["limit_notice"] = (f"found {len(s.detections)} boxes; matted the {L.max_boxes()} highest-scoring "
                                  "(raise box_threshold or pass max_objects to choose)")
     from semat.pipeline import Prompt
