@@ -127,6 +127,13 @@ def _region_size(shape: tuple[int, ...], region: np.ndarray | None) -> int:
     return int(np.prod(shape)) if region is None else int(np.count_nonzero(region))
 
 
+def _region_mean(err: np.ndarray, region: np.ndarray | None, convention: str) -> float:
+    """Mean of a per-pixel error over the region: semat sum / (n + 1e-8); sghm ``np.mean`` ×1e3."""
+    if convention == "semat":
+        return _region_sum(err, region) / (_region_size(err.shape, region) + 1e-8)
+    return float(np.mean(err if region is None else err[region])) * 1e3
+
+
 # -------------------------------------------------------------------------------------- simple errors
 def mse(pred: Any, gt: Any, mask: Any = None, convention: str = "semat") -> float:
     """Mean squared error over the region (semat: raw mean; sghm: ×1e3)."""
@@ -136,10 +143,7 @@ def mse(pred: Any, gt: Any, mask: Any = None, convention: str = "semat") -> floa
 
 
 def _mse(p: np.ndarray, g: np.ndarray, region: np.ndarray | None, convention: str) -> float:
-    sq = np.square(p - g)
-    if convention == "semat":
-        return _region_sum(sq, region) / (_region_size(p.shape, region) + 1e-8)
-    return float(np.mean(sq if region is None else sq[region])) * 1e3
+    return _region_mean(np.square(p - g), region, convention)
 
 
 def sad(pred: Any, gt: Any, mask: Any = None) -> float:
@@ -156,10 +160,7 @@ def mad(pred: Any, gt: Any, mask: Any = None, convention: str = "semat") -> floa
 
 
 def _mad(p: np.ndarray, g: np.ndarray, region: np.ndarray | None, convention: str) -> float:
-    ad = np.abs(p - g)
-    if convention == "semat":
-        return _region_sum(ad, region) / (_region_size(p.shape, region) + 1e-8)
-    return float(np.mean(ad if region is None else ad[region])) * 1e3
+    return _region_mean(np.abs(p - g), region, convention)
 
 
 def iou(pred: Any, gt: Any, mask: Any = None) -> float:
@@ -303,10 +304,9 @@ def compute_all(pred: Any, gt: Any, trimap: Any = None, convention: str = "semat
     region = region_mask(trimap, p.shape)
     if convention == "semat":
         absdiff = np.abs(p - g)
-        n = _region_size(p.shape, region) + 1e-8
-        return {"MSE": _region_sum(np.square(absdiff), region) / n,
+        return {"MSE": _region_mean(np.square(absdiff), region, "semat"),
                 "SAD": _region_sum(absdiff, region) / 1000,
-                "MAD": _region_sum(absdiff, region) / n,
+                "MAD": _region_mean(absdiff, region, "semat"),
                 "Grad": _grad(p, g, region, "semat"),
                 "Conn": _conn(p, g, region, "semat")}
     return {"MAD": _mad(p, g, region, "sghm"),
