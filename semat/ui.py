@@ -46,7 +46,9 @@ EXAMPLES_DIR = REPO_ROOT / "examples"
 
 
 def test_mode() -> bool:
-    return os.environ.get("SEMAT_TEST_MODELS", "").strip().lower() == "tiny"
+    from semat.pipeline import tiny_models_requested  # the models' own switch, so banner and models agree
+
+    return tiny_models_requested()
 
 
 def on_zero_gpu() -> bool:

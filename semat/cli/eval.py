@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -61,9 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def make_predictor(args: argparse.Namespace):
+    from semat.pipeline import tiny_models_requested
     from semat.predictor import SEMatPredictor
 
-    if os.environ.get("SEMAT_TEST_MODELS", "").strip().lower() == "tiny":
+    if tiny_models_requested():
         _log("semat: SEMAT_TEST_MODELS=tiny: using a random-weight tiny model (test mode; scores are meaningless)")
         return SEMatPredictor.tiny(args.variant)
     return SEMatPredictor.from_pretrained(args.variant, checkpoint=args.checkpoint, device=args.device,
