@@ -13,7 +13,7 @@ from semat.checkpoint import CheckpointError
 from semat.device import select_runtime
 from semat.loading import convert_state_dict, load_semat, load_semat_state_dict
 from semat.models.build import VARIANTS, build_semat
-from semat.models.semat_sam import box_mask
+from semat.models.frame import box_mask
 from semat.predictor import BoxError, PointPrompt, SEMatPredictor, validate_boxes
 
 SAM_VARIANTS = ("sam", "hq-sam")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from semat.checkpoint import load_exact, read_state_dict
+from semat.models.frame import box_mask
 from semat.models.outputs import SEMatOutput
-from semat.models.sam2_encoder import box_mask
 from semat.models.semat_sam2 import (
     IGNORE_PREFIXES,
     SEMatSAM2,

@@ -2,7 +2,8 @@
 
 Built on the ``sam2`` package (1.1.0) modules. ``HieraBBoxMask`` subclasses
 :class:`sam2.modeling.backbones.hieradet.Hiera` and adds one 4-channel patch embedding
-(``bbox_mask_patch_embed``: Conv 4->C, k7 s4 p3) over ``concat(normalised image, box mask)``,
+(``bbox_mask_patch_embed``: Conv 4->C, k7 s4 p3) over ``concat(normalised image, box mask)``
+(:func:`semat.models.frame.box_mask`),
 added to the ordinary patch embedding before the position embedding (semat-spec §6.1). The box
 therefore enters the backbone once, and features cannot be reused across boxes.
 
@@ -26,33 +27,7 @@ from sam2.modeling.backbones.hieradet import Hiera
 from sam2.modeling.backbones.image_encoder import FpnNeck
 from sam2.modeling.backbones.utils import PatchEmbed
 
-__all__ = ["FpnNeckNoPos", "HieraBBoxMask", "box_mask", "exact_dtype"]
-
-
-def exact_dtype(device: torch.device) -> torch.dtype:
-    """float64 for prompt coordinates (the reference keeps its box in float64), except on devices
-    without float64 support (Apple MPS), where float32 is exact for integer pixel coordinates."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
-def box_mask(boxes: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """[B,4] xyxy boxes -> [B,1,H,W] float mask, as SEMat builds it (semat-spec §1).
-
-    Coordinates are truncated toward zero (Python ``int()``) and the end is exclusive: rows
-    ``int(y1) .. int(y2)-1`` and columns ``int(x1) .. int(x2)-1`` are 1. Coordinates are clamped to
-    the frame first (the reference relies on its caller clipping to [0, S-1]).
-    """
-    h, w = (size, size) if isinstance(size, int) else size
-    if boxes.ndim != 2 or boxes.shape[-1] != 4:
-        raise ValueError(f"boxes must have shape [B,4], got {tuple(boxes.shape)}")
-    dt = exact_dtype(boxes.device)
-    b = torch.trunc(boxes.detach().to(dt))
-    x1, y1, x2, y2 = (b[:, i].clamp(0, lim) for i, lim in zip(range(4), (w, h, w, h)))
-    rows = torch.arange(h, dtype=dt, device=boxes.device)
-    cols = torch.arange(w, dtype=dt, device=boxes.device)
-    in_rows = (rows[None] >= y1[:, None]) & (rows[None] < y2[:, None])  # [B,H]
-    in_cols = (cols[None] >= x1[:, None]) & (cols[None] < x2[:, None])  # [B,W]
-    return (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1).to(torch.float32)
+__all__ = ["FpnNeckNoPos", "HieraBBoxMask"]
 
 
 class HieraBBoxMask(Hiera):

@@ -21,28 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from semat.models.detail_decoder import MattingDetailDecoder
+from semat.models.frame import PIXEL_MEAN, PIXEL_STD, box_mask
 from semat.models.outputs import SEMatOutput
 from semat.models.prompt import SEMatPromptEncoder
 from semat.models.sam_decoders import MattingMaskDecoder
 from semat.models.sam_encoder import SEMatImageEncoder, _sam_vit
 
-__all__ = ["PIXEL_MEAN", "PIXEL_STD", "SEMatSAM", "box_mask"]
-
-PIXEL_MEAN = (0.485, 0.456, 0.406)
-PIXEL_STD = (0.229, 0.224, 0.225)
-
-
-def box_mask(boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """[B,4] xyxy boxes in the ``size`` frame -> [B,1,size,size] mask of the reference's box map.
-
-    The reference truncates with ``int()`` and treats the end as exclusive, so the inclusive
-    max row/column of the box is not covered.
-    """
-    b = boxes.trunc().clamp(0, size)
-    idx = torch.arange(size, device=boxes.device, dtype=b.dtype)
-    cols = (idx >= b[:, 0:1]) & (idx < b[:, 2:3])  # [B,S]
-    rows = (idx >= b[:, 1:2]) & (idx < b[:, 3:4])
-    return (rows[:, :, None] & cols[:, None, :]).unsqueeze(1)
+__all__ = ["SEMatSAM"]
 
 
 class SEMatSAM(nn.Module):

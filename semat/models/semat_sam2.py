@@ -29,14 +29,12 @@ from torch import nn
 
 from semat.checkpoint import merge_lora
 from semat.models.detail_decoder import MattingDetailDecoder
+from semat.models.frame import PIXEL_MEAN, PIXEL_STD, box_mask, exact_dtype
 from semat.models.outputs import SEMatOutput
 from semat.models.sam2_decoder import MaskDecoderMattingToken
-from semat.models.sam2_encoder import FpnNeckNoPos, HieraBBoxMask, box_mask, exact_dtype
+from semat.models.sam2_encoder import FpnNeckNoPos, HieraBBoxMask
 
 __all__ = ["IGNORE_PREFIXES", "SAM2Config", "SEMatSAM2", "build_semat_sam2", "convert_state_dict"]
-
-PIXEL_MEAN = (0.485, 0.456, 0.406)
-PIXEL_STD = (0.229, 0.224, 0.225)
 
 # Checkpoint entries (after ``sam_model.`` stripping and LoRA merging) that inference never reads:
 # SAM2's video-memory modules, the prompt encoder's mask-input branch, the decoder's IoU and
