@@ -192,8 +192,7 @@ class SEMatPredictor:
         """One :class:`ObjectMatte` per box (same order). ``points``: one entry per box or None."""
         image = _check_image(image)
         h, w = image.shape[:2]
-        given = np.asarray(boxes, dtype=np.float64) if not isinstance(boxes, np.ndarray) else boxes
-        box_arr = validate_boxes(given, (h, w))
+        box_arr = validate_boxes(boxes, (h, w))
         n = len(box_arr)
         if points is not None and len(points) != n:
             raise ValueError(f"got {len(points)} point prompt(s) for {n} box(es); give one entry per box")
