@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from semat.checkpoint import CheckpointError, load_exact, read_state_dict
 from semat.device import Runtime, select_runtime
 from semat.models.sghm import SGHM, Coarse, SGHMConfig, fold_spectral_norm, logits_to_alpha
-from semat.weights import Progress, resolve
+from semat.weights import Progress, resolve, tiny_models_requested
 
 INFER_SIZE = 1280  # reference short side
 DEFAULT_MAX_SIDE = 2560  # cap on the longer network side (multiple of 64); None = reference (no cap)
@@ -331,6 +331,6 @@ def _check_image(image: Any) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def default_human_matter() -> HumanMatter:
     """The app-wide matter: the official weights, or a tiny random model when SEMAT_TEST_MODELS=tiny."""
-    if os.environ.get("SEMAT_TEST_MODELS", "").lower() == "tiny":
+    if tiny_models_requested():
         return HumanMatter.tiny()
     return HumanMatter.from_pretrained()

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from semat.detect import Detection, NoDetectionError, TextDetector, normalise_prompt, postprocess
+from semat.weights import tiny_models_requested
 
 Progress = Callable[[float, str], Any]
 BOX_POINT_TOLERANCE = 0.05  # a point belongs to a box grown by 5 % of its size per side
@@ -472,11 +473,6 @@ def _check_image(image: Any) -> np.ndarray:
         shape = getattr(image, "shape", None)
         raise ValueError(f"expected an RGB uint8 image array HxWx3, got {type(image).__name__} {shape}")
     return np.ascontiguousarray(image)
-
-
-def tiny_models_requested() -> bool:
-    """True when ``SEMAT_TEST_MODELS=tiny`` asks for tiny random-weight models (tests only)."""
-    return os.environ.get("SEMAT_TEST_MODELS", "").strip().lower() == "tiny"
 
 
 def detector_factory(name: str | None = None, runtime: Any = None,

@@ -75,6 +75,11 @@ REGISTRY: dict[str, WeightsEntry] = {
 Progress = Callable[[str], None]
 
 
+def tiny_models_requested() -> bool:
+    """True when ``SEMAT_TEST_MODELS=tiny`` asks for tiny random-weight models (tests only)."""
+    return os.environ.get("SEMAT_TEST_MODELS", "").strip().lower() == "tiny"
+
+
 def weights_dir() -> Path:
     return Path(os.environ.get("SEMAT_WEIGHTS_DIR", "weights")).expanduser().resolve()
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from semat.weights import tiny_models_requested
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -84,7 +85,7 @@ def load_matter(args: argparse.Namespace):
     from semat.device import select_runtime
     from semat.human import HumanMatter, default_human_matter
 
-    if args.checkpoint is None and os.environ.get("SEMAT_TEST_MODELS", "").lower() == "tiny":
+    if args.checkpoint is None and tiny_models_requested():
         return default_human_matter()
     runtime = select_runtime(args.device, args.dtype)
     return HumanMatter.from_pretrained(args.checkpoint, runtime,

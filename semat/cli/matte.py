@@ -16,13 +16,14 @@ Words and clicks (``--text "cat. dog." [--box-threshold T] [--text-threshold T]`
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from semat.weights import tiny_models_requested
 
 VARIANT_CHOICES = ("sam", "hq-sam", "sam2")
 DEFAULT_VARIANT = "hq-sam"
@@ -86,7 +87,7 @@ def collect_prompts(args: argparse.Namespace, image: np.ndarray) -> Prompts:
 def make_predictor(args: argparse.Namespace):
     from semat.predictor import SEMatPredictor
 
-    if os.environ.get("SEMAT_TEST_MODELS") == "tiny":
+    if tiny_models_requested():
         _log("semat: SEMAT_TEST_MODELS=tiny: using a random-weight tiny model (test mode)")
         return SEMatPredictor.tiny(args.variant)
     return SEMatPredictor.from_pretrained(args.variant, checkpoint=args.checkpoint, device=args.device,
@@ -265,7 +266,7 @@ def run_pipeline(args: argparse.Namespace, loaded) -> int:
                     box_threshold=args.box_threshold, text_threshold=args.text_threshold)
     if prompt.text is None and args.text is not None and not (args.box or args.point):
         raise CLIError("the text prompt is empty; type what to cut out, e.g. --text 'cat'")
-    runtime = None if os.environ.get("SEMAT_TEST_MODELS") == "tiny" else select_runtime(args.device, args.dtype)
+    runtime = None if tiny_models_requested() else select_runtime(args.device, args.dtype)
     pipe = MattingPipeline(lambda variant: make_predictor(args), detector_factory(args.detector, runtime, _log),
                            batch_size=args.batch_size)
     selected = None
