@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from semat.cli.common import log, predictor_from_args
+
 VARIANTS = ("sam", "hq-sam", "sam2")
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,17 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def make_predictor(args: argparse.Namespace):
-    from semat.pipeline import tiny_models_requested
-    from semat.predictor import SEMatPredictor
-
-    if tiny_models_requested():
-        _log("semat: SEMAT_TEST_MODELS=tiny: using a random-weight tiny model (test mode; scores are meaningless)")
-        return SEMatPredictor.tiny(args.variant)
-    return SEMatPredictor.from_pretrained(args.variant, checkpoint=args.checkpoint, device=args.device,
-                                          dtype=args.dtype, progress=_log)
-
-
 def run(args: argparse.Namespace) -> int:
     from semat.cli.main import CLIError
 
@@ -95,7 +81,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
     E.discover(layout.name, args.root)  # fail on a wrong --root before loading a model
-    predictor = make_predictor(args)
+    predictor = predictor_from_args(args)
     matter = E.make_matter(predictor, args.preprocess)
     out = Path(args.out) if args.out else Path("eval-results") / f"{layout.name}-{args.variant}"
     ckpt = predictor.checkpoint_path
@@ -105,7 +91,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
                 "dtype": str(predictor.runtime.dtype).removeprefix("torch.")}
     res = E.evaluate_dataset(layout.name, args.root, matter, out, settings=settings, limit=args.limit,
                              convention=args.convention, fresh=args.fresh, progress=not args.no_progress,
-                             save_alpha=args.save_alpha, log=_log)
+                             save_alpha=args.save_alpha, log=log)
     print(f"{res.title}: {res.n_scored} of {res.n_samples} scored" + (f", {len(res.skipped)} skipped" if res.skipped else ""))
     for proto, means in res.means.items():
         print(f"  {proto:5s} {E.format_means(means, args.convention)}")
@@ -117,9 +103,9 @@ def _run_folders(args: argparse.Namespace) -> int:
     from semat import eval as E
 
     res = E.score_folders(args.pred_dir, args.gt_dir, args.trimap_dir, convention=args.convention,
-                          progress=not args.no_progress, log=_log)
+                          progress=not args.no_progress, log=log)
     for s in res.skipped:
-        _log(f"skipped {s['id']}: {s['reason']}")
+        log(f"skipped {s['id']}: {s['reason']}")
     print(f"scored {len(res.rows)} prediction(s)" + (f", {len(res.skipped)} skipped" if res.skipped else "")
           + f" ({args.convention} convention)")
     print("  " + E.format_means(res.means, args.convention))

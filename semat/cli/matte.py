@@ -16,13 +16,13 @@ Words and clicks (``--text "cat. dog." [--box-threshold T] [--text-threshold T]`
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from semat.cli.common import log, predictor_from_args
 from semat.weights import tiny_models_requested
 
 VARIANT_CHOICES = ("sam", "hq-sam", "sam2")
@@ -71,10 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr)
-
-
 def collect_prompts(args: argparse.Namespace, image: np.ndarray) -> Prompts:
     """Turn the command-line prompt options into boxes (and points) in original pixels."""
     from semat.cli.main import CLIError
@@ -82,16 +78,6 @@ def collect_prompts(args: argparse.Namespace, image: np.ndarray) -> Prompts:
     if not args.box:
         raise CLIError("give at least one --box X1,Y1,X2,Y2")
     return Prompts(boxes=[parse_box(b) for b in args.box])
-
-
-def make_predictor(args: argparse.Namespace):
-    from semat.predictor import SEMatPredictor
-
-    if tiny_models_requested():
-        _log("semat: SEMAT_TEST_MODELS=tiny: using a random-weight tiny model (test mode)")
-        return SEMatPredictor.tiny(args.variant)
-    return SEMatPredictor.from_pretrained(args.variant, checkpoint=args.checkpoint, device=args.device,
-                                          dtype=args.dtype, progress=_log)
 
 
 def run_mattes(predictor, image: np.ndarray, prompts: Prompts, batch_size: int = 4) -> list[np.ndarray]:
@@ -167,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--batch-size must be at least 1")
     loaded = load_image(args.image)
     for notice in loaded.notices:
-        _log(f"semat: {notice}")
+        log(f"semat: {notice}")
     if uses_pipeline(args):  # words, clicks, backgrounds or a ZIP: the shared prompt pipeline
         return run_pipeline(args, loaded)
     w0, h0 = loaded.original_size
@@ -176,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if loaded.downscaled:
         w1, h1 = loaded.size
         prompts = _scaled_prompts(prompts, (w1, h1), w1 / w0, h1 / h0)
-    predictor = make_predictor(args)
+    predictor = predictor_from_args(args)
     alphas = run_mattes(predictor, loaded.rgb, prompts, batch_size=args.batch_size)
     for path in write_outputs(args, loaded.rgb, alphas, (w0, h0)):
         print(path)
@@ -267,7 +253,7 @@ def run_pipeline(args: argparse.Namespace, loaded) -> int:
     if prompt.text is None and args.text is not None and not (args.box or args.point):
         raise CLIError("the text prompt is empty; type what to cut out, e.g. --text 'cat'")
     runtime = None if tiny_models_requested() else select_runtime(args.device, args.dtype)
-    pipe = MattingPipeline(lambda variant: make_predictor(args), detector_factory(args.detector, runtime, _log),
+    pipe = MattingPipeline(lambda variant: predictor_from_args(args), detector_factory(args.detector, runtime, log),
                            batch_size=args.batch_size)
     selected = None
     if prompt.text and args.max_objects is not None:
@@ -276,12 +262,12 @@ def run_pipeline(args: argparse.Namespace, loaded) -> int:
         selected = list(range(min(args.max_objects, len(found))))
     result = pipe.run(loaded.rgb, prompt, variant=args.variant, selected=selected)
     for notice in result.notices:
-        _log(f"semat: {notice}")
+        log(f"semat: {notice}")
     for i, obj in enumerate(result.objects):
         box = ", ".join(f"{v:.0f}" for v in (obj.box[0] / sx, obj.box[1] / sy, obj.box[2] / sx, obj.box[3] / sy))
         score = "" if obj.score is None else f" {obj.score:.2f}"
-        _log(f"semat: object {i + 1}: {obj.label}{score} [{box}] ({obj.source})")
-    _log("semat: timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
+        log(f"semat: object {i + 1}: {obj.label}{score} [{box}] ({obj.source})")
+    log("semat: timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
     alphas = [o.alpha for o in result.objects]
     written = write_outputs(args, loaded.rgb, alphas, (w0, h0))
     if background is not None:
