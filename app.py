@@ -12,7 +12,7 @@ except ImportError:  # local runs work without it
 
 import os
 
-from semat import ui
+from semat.app import ui
 
 # On ZeroGPU, weights placed on the device at import are packed once and reused by every
 # GPU worker, so load them here rather than inside a request.

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semat import metrics as M
+from semat.evaluation import metrics as M
 
 
 def make_pair(rng: np.random.Generator, h: int, w: int, worst_case: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -52,7 +52,7 @@ def build_detector(runtime):
     import torch
 
     from semat._compat import import_torchvision
-    from semat.detect import TextDetector, write_tiny_vocab
+    from semat.inference.detect import TextDetector, write_tiny_vocab
 
     import_torchvision()
     from transformers import (
@@ -76,9 +76,9 @@ def build_detector(runtime):
 def build_semat(variant: str, runtime):
     import torch
 
-    from semat.loading import prepare_model
+    from semat.inference.predictor import SEMatPredictor
     from semat.models.build import build_semat as build
-    from semat.predictor import SEMatPredictor
+    from semat.weights.convert import prepare_model
 
     torch.manual_seed(0)
     return SEMatPredictor(prepare_model(build(variant), runtime), runtime, variant=variant)
@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from semat import compose
-    from semat.device import select_runtime
-    from semat.imageio import load_image, save_png
+    from semat.io.images import load_image, save_png
     from semat.pipeline import MattingPipeline, Prompt
+    from semat.runtime import select_runtime
 
     torch.set_num_threads(args.threads)
     runtime = select_runtime(args.device, "float32")

@@ -68,9 +68,9 @@ def worker_time(variant: str, repeats: int, dtype: str) -> dict:
     import numpy as np
     import torch
 
-    from semat.device import select_runtime
+    from semat.inference.predictor import SEMatPredictor
     from semat.models.build import build_semat
-    from semat.predictor import SEMatPredictor
+    from semat.runtime import select_runtime
 
     torch.manual_seed(0)
     t = time.perf_counter()
@@ -98,9 +98,9 @@ def worker_deviation(variant: str) -> dict:
     import torch
     from PIL import Image
 
-    from semat.device import select_runtime
-    from semat.loading import load_semat
-    from semat.predictor import SEMatPredictor
+    from semat.inference.predictor import SEMatPredictor
+    from semat.runtime import select_runtime
+    from semat.weights.convert import load_semat
 
     golden = Path(os.environ.get("SEMAT_GOLDEN_DIR", REPO.parent / "shared" / "golden"))
     spec = importlib.util.spec_from_file_location("golden_weights", golden / "golden_weights.py")

@@ -12,7 +12,7 @@ out); peak RSS is the process maximum (``ru_maxrss``), load included. Modes:
   layers), channels-first tensors, ``torch.no_grad``, every branch at full resolution, fusion on
   the three full-size alphas. Our own re-implementation, which matches the reference to float
   rounding (see tests/test_sghm_parity.py); it gives a same-machine baseline.
-* ``ours-full`` - :class:`semat.human.HumanMatter` with the OS1 branch forced over the whole
+* ``ours-full`` - :class:`semat.inference.sghm.HumanMatter` with the OS1 branch forced over the whole
   image (``lazy_os1=False``): the cost when the fusion needs OS1 everywhere (worst case).
 * ``ours`` - the default pipeline (OS1 only on tiles the fusion uses). Its cost depends on the
   weights and image: with the golden stand-in weights the OS1 region is empty.
@@ -54,7 +54,7 @@ def _reference_like(model, image: np.ndarray):
     import torch.nn.functional as F
 
     h, w = image.shape[:2]
-    from semat.human import network_size
+    from semat.inference.sghm import network_size
 
     rh, rw = network_size(h, w, max_side=None)
     with torch.no_grad():
@@ -76,9 +76,9 @@ def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: 
     import torch
 
     torch.set_num_threads(threads)
-    from semat.device import Runtime
-    from semat.human import HumanMatter, load_sghm
+    from semat.inference.sghm import HumanMatter, load_sghm
     from semat.models.sghm import SGHM
+    from semat.runtime import Runtime
 
     rt = Runtime(torch.device("cpu"), torch.float32)
     fuse = mode != "reference"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from semat.checkpoint import CheckpointError, load_exact, read_state_dict
+from semat.weights.checkpoint import CheckpointError, load_exact, read_state_dict
 
 
 class _Exploit:

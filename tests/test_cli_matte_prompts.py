@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from semat.cli.main import main
-from semat.imageio import read_png, save_png
+from semat.io.images import read_png, save_png
 
 H, W = 72, 96
 

@@ -19,7 +19,7 @@ from semat.compose import (
     parse_background,
     rgba,
 )
-from semat.imageio import read_png, save_png
+from semat.io.images import read_png, save_png
 
 
 def _scene(h: int = 48, w: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semat.detect import (
+from semat.inference.detect import (
     Detection,
     NoDetectionError,
     TextDetector,
@@ -161,7 +161,7 @@ def test_from_pretrained_folder_round_trip(detector: TextDetector, tmp_path: Pat
 
 
 def test_missing_registry_weights_give_download_advice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from semat.weights import WeightsUnavailable
+    from semat.weights.hub import WeightsUnavailable
 
     monkeypatch.setenv("SEMAT_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

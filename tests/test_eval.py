@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from semat import eval as E
-from semat import metrics as M
 from semat.cli.main import main as cli_main
+from semat.errors import InputError
+from semat.evaluation import metrics as M
+from semat.evaluation import runner as E
 
 
 # ------------------------------------------------------------------------------- synthetic datasets
@@ -117,7 +118,7 @@ def test_dataset_names_and_wrong_root(tmp_path: Path) -> None:
     assert E.dataset_layout("P3M-500-NP").name == "P3M500"
     with pytest.raises(ValueError, match="unknown dataset"):
         E.dataset_layout("COCO")
-    with pytest.raises(FileNotFoundError, match=r"AIM-500/\{original,mask\}"):
+    with pytest.raises(InputError, match=r"AIM-500/\{original,mask\}"):
         E.discover("AIM500", tmp_path)
 
 
@@ -162,7 +163,7 @@ def test_perfect_prediction_scores_zero_at_original_size() -> None:
 
 
 def test_frame_size_matches_the_predictor_and_the_evaluator() -> None:
-    from semat.predictor import resized_hw as predictor_hw
+    from semat.inference.predictor import resized_hw as predictor_hw
 
     for h, w in [(1080, 1920), (1920, 1080), (683, 1024), (333, 500), (4000, 2667), (37, 51)]:
         nh, nw = E.resized_hw(h, w, 1024)
@@ -192,7 +193,7 @@ class _RecordingModel(torch.nn.Module):
 
 class _FakePredictor:
     def __init__(self, img_size: int = 64) -> None:
-        from semat.device import select_runtime
+        from semat.runtime import select_runtime
 
         self.model = _RecordingModel(img_size)
         self.runtime = select_runtime("cpu", "float32")
@@ -319,7 +320,7 @@ def test_cli_end_to_end_each_dataset_tiny_model(tmp_path: Path, name: str, monke
 
 
 def test_tiny_model_app_preprocessing_and_sghm_convention(tmp_path: Path, monkeypatch) -> None:
-    from semat.predictor import SEMatPredictor
+    from semat.inference.predictor import SEMatPredictor
 
     make_dataset(tmp_path / "data", "AM2K", n=2)
     matter = E.make_matter(SEMatPredictor.tiny("sam"), "app")
@@ -333,7 +334,7 @@ def test_tiny_model_app_preprocessing_and_sghm_convention(tmp_path: Path, monkey
 
 def test_reference_and_app_preprocessing_agree_on_a_real_tiny_model(tmp_path: Path) -> None:
     """Both paths run the same model; they differ only in resize method and box rounding."""
-    from semat.predictor import SEMatPredictor
+    from semat.inference.predictor import SEMatPredictor
 
     pred = SEMatPredictor.tiny("sam")
     gt = _alpha(48, 64, 2)
@@ -430,8 +431,8 @@ def test_cli_errors_are_one_line(argv: list[str], message: str, capsys) -> None:
 
 def test_reference_matter_uses_the_predictors_precision() -> None:
     """bf16 runs through the predictor's autocast forward, not a bare float32 model call."""
-    from semat.device import select_runtime
-    from semat.predictor import SEMatPredictor
+    from semat.inference.predictor import SEMatPredictor
+    from semat.runtime import select_runtime
 
     tiny = SEMatPredictor.tiny("sam")
     bf16 = SEMatPredictor(tiny.model, select_runtime("cpu", "bfloat16"), variant="sam")

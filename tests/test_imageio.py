@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semat import imageio
-from semat.imageio import ImageInputError, encode_png, load_image, read_png, save_png
+from semat.io import images as imageio
+from semat.io.images import ImageInputError, encode_png, load_image, read_png, save_png
 
 
 def _png_bytes(img: Image.Image) -> bytes:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from semat import metrics as M
+from semat.evaluation import metrics as M
 
 # Golden README: relative 1e-6 (absolute 1e-9); SGHM's Grad is a float32 sum, relative 1e-5.
 REL, ABS, REL_SGHM_GRAD = 1e-6, 1e-9, 1e-5

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from semat import compose
-from semat.detect import NoDetectionError, TextDetector, write_tiny_vocab
-from semat.imageio import read_png
+from semat.inference.detect import NoDetectionError, TextDetector, write_tiny_vocab
+from semat.inference.predictor import BoxError, ObjectMatte
+from semat.io.images import read_png
 from semat.pipeline import MattingPipeline, Prompt, default_pipeline, derive_box
-from semat.predictor import BoxError, ObjectMatte
 
 H, W = 120, 160
 RECT_A = (20, 30, 60, 90)  # x1, y1, x2, y2
@@ -84,7 +84,7 @@ class FakeDetector:
         self.last_timings = {"detect_preprocess": 0.001, "detect_forward": 0.002}
 
     def raw_scores(self, image, text):
-        from semat.detect import normalise_prompt, split_phrases
+        from semat.inference.detect import normalise_prompt, split_phrases
 
         normalise_prompt(text)
         phrases = split_phrases(text)
@@ -400,7 +400,7 @@ def test_zip_with_foreground_estimation_and_16bit(scene, fakes, tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> MattingPipeline:
-    from semat.predictor import SEMatPredictor
+    from semat.inference.predictor import SEMatPredictor
 
     vocab = write_tiny_vocab(tmp_path_factory.mktemp("vocab"))
     return MattingPipeline(lambda v: SEMatPredictor.tiny(v), lambda: TextDetector.tiny(vocab_file=vocab))

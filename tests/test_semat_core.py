@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from semat.checkpoint import CheckpointError
-from semat.device import select_runtime
-from semat.loading import convert_state_dict, load_semat, load_semat_state_dict
+from semat.inference.predictor import BoxError, PointPrompt, SEMatPredictor, validate_boxes
 from semat.models.build import VARIANTS, build_semat
 from semat.models.frame import box_mask
-from semat.predictor import BoxError, PointPrompt, SEMatPredictor, validate_boxes
+from semat.runtime import select_runtime
+from semat.weights.checkpoint import CheckpointError
+from semat.weights.convert import convert_state_dict, load_semat, load_semat_state_dict
 
 SAM_VARIANTS = ("sam", "hq-sam")
 
@@ -254,7 +254,7 @@ def test_loader_names_missing_and_unexpected_keys(variant: str) -> None:
 
 
 def test_load_semat_errors_are_one_line(tmp_path) -> None:
-    from semat.weights import WeightsUnavailable
+    from semat.weights.hub import WeightsUnavailable
 
     with pytest.raises(WeightsUnavailable):
         load_semat("sam", checkpoint=tmp_path / "nope.pth", runtime=select_runtime("cpu"))

@@ -1,7 +1,7 @@
 """Reference parity of the three SEMat variants on the golden fixtures (slow: full-size models).
 
 Per variant: the golden weights are written once (module-scoped fixture, temporary folder) in the
-released layout ``{'model': sd}`` and loaded through :func:`semat.loading.load_semat`; the Python
+released layout ``{'model': sd}`` and loaded through :func:`semat.weights.convert.load_semat`; the Python
 API (``SEMatPredictor.predict(..., return_debug=True)``) is checked against every array of
 ``expected.npz`` and the CLI (``semat matte``) against ``expected_alpha.png``. Tolerances come from
 ``case.json["recommended_tolerance"]``; sizes and boxes come from ``case.json``.
@@ -50,9 +50,9 @@ def _input(case_dir: Path, case: dict) -> np.ndarray:
 
 
 def test_python_api_matches_reference_arrays(golden_case) -> None:
-    from semat.device import select_runtime
-    from semat.loading import load_semat
-    from semat.predictor import SEMatPredictor
+    from semat.inference.predictor import SEMatPredictor
+    from semat.runtime import select_runtime
+    from semat.weights.convert import load_semat
 
     variant, case_dir, case, path = golden_case
     loaded = load_semat(variant, checkpoint=path, runtime=select_runtime("cpu", "float32"))

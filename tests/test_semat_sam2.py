@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from semat.checkpoint import load_exact, read_state_dict
 from semat.models.frame import box_mask
 from semat.models.outputs import SEMatOutput
 from semat.models.semat_sam2 import (
@@ -17,6 +16,7 @@ from semat.models.semat_sam2 import (
     build_semat_sam2,
     convert_state_dict,
 )
+from semat.weights.checkpoint import load_exact, read_state_dict
 
 
 def _manifest(golden_dir) -> dict[str, list[int]]:
@@ -57,7 +57,7 @@ def test_full_config_key_set_equals_converted_manifest(golden_dir):
 
 
 def test_convert_is_idempotent_wrt_generic_lora_merge(golden_dir, golden_weights_module):
-    from semat.checkpoint import merge_lora
+    from semat.weights.checkpoint import merge_lora
 
     manifest = {k: s for k, s in _manifest(golden_dir).items() if "blocks.0." in k or "patch_embed" in k}
     sd = {k: torch.from_numpy(v) for k, v in golden_weights_module.golden_state_dict(manifest).items()}

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from semat.checkpoint import CheckpointError, load_exact
-from semat.human import (
+from semat.inference.sghm import (
     DEFAULT_MAX_SIDE,
     HumanMatter,
     HumanResult,
@@ -19,6 +18,7 @@ from semat.human import (
     network_size,
 )
 from semat.models.sghm import SGHM, SGHMConfig, fold_spectral_norm
+from semat.weights.checkpoint import CheckpointError, load_exact
 
 
 def _manifest_sd(golden_dir) -> dict[str, torch.Tensor]:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from semat.checkpoint import read_state_dict
-from semat.human import HumanMatter, convert_state_dict, load_sghm
+from semat.inference.sghm import HumanMatter, convert_state_dict, load_sghm
+from semat.weights.checkpoint import read_state_dict
 
 pytestmark = pytest.mark.slow
 

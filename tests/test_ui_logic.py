@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semat import ui_logic as L
+from semat.app import editor as L
 
 
 def test_parse_boxes_lines_json_and_sorting():

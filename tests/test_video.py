@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from semat.cli.main import main
-from semat.video import VideoInputError, probe, process_video
+from semat.io.video import VideoInputError, probe, process_video
 
 
 @pytest.fixture(autouse=True)

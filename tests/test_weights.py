@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from semat import weights
-from semat.weights import REGISTRY, WeightsCorrupt, WeightsEntry, WeightsUnavailable, resolve
+from semat.weights import hub as weights
+from semat.weights.hub import REGISTRY, WeightsCorrupt, WeightsEntry, WeightsUnavailable, resolve
 
 
 def test_local_path_always_works(tmp_path: Path) -> None:

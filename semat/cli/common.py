@@ -14,8 +14,8 @@ def log(msg: str) -> None:
 def predictor_from_args(args: argparse.Namespace):
     """The SEMat predictor for ``--variant/--checkpoint/--device/--dtype``; a tiny random model
     under ``SEMAT_TEST_MODELS=tiny`` (test mode, meaningless output)."""
-    from semat.predictor import SEMatPredictor
-    from semat.weights import tiny_models_requested
+    from semat.inference.predictor import SEMatPredictor
+    from semat.weights.hub import tiny_models_requested
 
     if tiny_models_requested():
         log("semat: SEMAT_TEST_MODELS=tiny: using a random-weight tiny model (test mode; output is meaningless)")

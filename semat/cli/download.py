@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semat import weights
+from semat.weights import hub as weights
 
 
 def register(sub: argparse._SubParsersAction) -> None:

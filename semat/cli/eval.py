@@ -4,7 +4,7 @@
                [--limit N] [--out DIR] [--convention semat|sghm] [--preprocess reference|app]
     semat eval --pred-dir PRED --gt-dir GT [--trimap-dir TRIMAP] [--json OUT.json]
 
-See :mod:`semat.eval` for the protocols and :mod:`semat.metrics` for the metric conventions.
+See :mod:`semat.evaluation.runner` for the protocols and :mod:`semat.evaluation.metrics` for the metric conventions.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import json
 from pathlib import Path
 
 from semat.cli.common import log, predictor_from_args
+from semat.errors import InputError
 
 VARIANTS = ("sam", "hq-sam", "sam2")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from semat.eval import DATASETS, PREPROCESS
-    from semat.metrics import CONVENTIONS
+    from semat.evaluation.metrics import CONVENTIONS
+    from semat.evaluation.runner import DATASETS, PREPROCESS
 
     layouts = "; ".join(f"{d.name}: {d.describe()}" for d in DATASETS.values())
     p = sub.add_parser(
@@ -75,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_dataset(args: argparse.Namespace) -> int:
-    from semat import eval as E
+    from semat.evaluation import runner as E
 
     layout = E.dataset_layout(args.dataset)  # ValueError -> one-line error
     if args.limit is not None and args.limit < 1:
-        raise ValueError("--limit must be at least 1")
+        raise InputError("--limit must be at least 1")
     E.discover(layout.name, args.root)  # fail on a wrong --root before loading a model
     predictor = predictor_from_args(args)
     matter = E.make_matter(predictor, args.preprocess)
@@ -100,7 +101,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
 
 
 def _run_folders(args: argparse.Namespace) -> int:
-    from semat import eval as E
+    from semat.evaluation import runner as E
 
     res = E.score_folders(args.pred_dir, args.gt_dir, args.trimap_dir, convention=args.convention,
                           progress=not args.no_progress, log=log)

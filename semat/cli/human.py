@@ -16,7 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from semat.weights import tiny_models_requested
+from semat.errors import InputError
+from semat.weights.hub import tiny_models_requested
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -82,8 +83,8 @@ def _find_gt(gt_dir: Path, stem: str) -> Path | None:
 
 
 def load_matter(args: argparse.Namespace):
-    from semat.device import select_runtime
-    from semat.human import HumanMatter, default_human_matter
+    from semat.inference.sghm import HumanMatter, default_human_matter
+    from semat.runtime import select_runtime
 
     if args.checkpoint is None and tiny_models_requested():
         return default_human_matter()
@@ -93,12 +94,12 @@ def load_matter(args: argparse.Namespace):
 
 
 def _max_side(args: argparse.Namespace) -> int | None:
-    from semat.human import DEFAULT_MAX_SIDE
+    from semat.inference.sghm import DEFAULT_MAX_SIDE
 
     if args.max_side is None:
         return DEFAULT_MAX_SIDE
     if args.max_side < 0 or 0 < args.max_side < 64:
-        raise ValueError("--max-side must be 0 (no cap) or at least 64")
+        raise InputError("--max-side must be 0 (no cap) or at least 64")
     return args.max_side or None
 
 
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     from semat.cli.main import CLIError
     from semat.compose import alpha_to_png8, composite, estimate_foreground, parse_background, rgba
-    from semat.imageio import ImageInputError, load_image, save_png
+    from semat.io.images import ImageInputError, load_image, save_png
 
     max_side = _max_side(args)
     background = parse_background(args.composite) if args.composite else None
@@ -163,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(path: Path, stem: str, alpha, gt_dir: Path, convention: str) -> dict | None:
     from semat.compose import alpha_to_png8
-    from semat.imageio import ImageInputError, load_image
-    from semat.metrics import compute_all
+    from semat.evaluation.metrics import compute_all
+    from semat.io.images import ImageInputError, load_image
 
     gt_path = _find_gt(gt_dir, stem if (gt_dir / f"{stem}.png").exists() else path.stem)
     if gt_path is None:
@@ -183,7 +184,7 @@ def _score(path: Path, stem: str, alpha, gt_dir: Path, convention: str) -> dict 
 
 
 def _report_scores(rows: list[dict], out_dir: Path, convention: str) -> None:
-    from semat.metrics import METRIC_KEYS, mean_metrics
+    from semat.evaluation.metrics import METRIC_KEYS, mean_metrics
 
     keys = METRIC_KEYS[convention]
     if not rows:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from semat.errors import InputError
+
 REFERENCE_BACKGROUND = "120,255,155"
 
 
@@ -50,15 +52,15 @@ def run(args: argparse.Namespace) -> int:
 
     from semat.cli.human import _max_side, load_matter
     from semat.compose import background_array, composite, parse_background
-    from semat.video import probe, process_video
+    from semat.io.video import probe, process_video
 
     background = parse_background(args.composite)
     if background.kind == "transparent":
-        raise ValueError("a video composite needs a background (colour, blur, checker or image), not transparent")
+        raise InputError("a video composite needs a background (colour, blur, checker or image), not transparent")
     if args.short_side < 64:
-        raise ValueError("--short-side must be at least 64")
+        raise InputError("--short-side must be at least 64")
     if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError("--max-frames must be at least 1")
+        raise InputError("--max-frames must be at least 1")
     max_side = _max_side(args)
     info = probe(args.input)  # one-line error for a missing / non-video input, before loading weights
     matter = load_matter(args)

@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own module under :mod:`semat.cli` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func=handler(args) -> int``.
-Expected failures (bad input, missing weights, bad checkpoint) raise :class:`CLIError` or one
-of the known error types and end as one ``semat: error: ...`` line with exit status 2.
+Expected failures raise a :class:`semat.errors.SematError` (bad input, missing or corrupt weights,
+a checkpoint that does not fit) and end as one ``semat: error: ...`` line with exit status 2; any
+other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,26 +13,13 @@ import argparse
 import importlib
 import sys
 
+from semat.errors import InputError, SematError
+
 SUBCOMMAND_MODULES = ["download", "matte", "human", "human_video", "eval"]
 
 
-class CLIError(Exception):
-    """An expected, user-facing failure: printed as one line, exit status 2."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from semat.checkpoint import CheckpointError
-    from semat.weights import WeightsCorrupt, WeightsUnavailable
-
-    errors: list[type[BaseException]] = [CLIError, CheckpointError, WeightsUnavailable, WeightsCorrupt,
-                                         FileNotFoundError, ValueError]
-    try:
-        from semat.imageio import ImageInputError
-
-        errors.append(ImageInputError)
-    except ImportError:
-        pass
-    return tuple(errors)
+class CLIError(InputError):
+    """A user-facing failure found by the CLI itself (bad option combination, unusable output path)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("semat: interrupted", file=sys.stderr)
         return 130
-    except _user_errors() as exc:
+    except SematError as exc:  # anything else is a bug and keeps its traceback
         msg = " ".join(str(exc).split()) or exc.__class__.__name__
         print(f"semat: error: {msg}", file=sys.stderr)
         return 2

@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from semat.cli.common import log, predictor_from_args
-from semat.weights import tiny_models_requested
+from semat.errors import InputError
+from semat.weights.hub import tiny_models_requested
 
 VARIANT_CHOICES = ("sam", "hq-sam", "sam2")
 DEFAULT_VARIANT = "hq-sam"
@@ -34,7 +35,7 @@ class Prompts:
     """Prompts in original-image pixels: one box per object and optional points per object."""
 
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
-    points: list[object | None] | None = None  # semat.predictor.PointPrompt per box, or None
+    points: list[object | None] | None = None  # semat.inference.predictor.PointPrompt per box, or None
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -45,7 +46,7 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = []
     if len(values) != 4:
-        raise ValueError(f"--box expects X1,Y1,X2,Y2 (four numbers), got {text!r}")
+        raise InputError(f"--box expects X1,Y1,X2,Y2 (four numbers), got {text!r}")
     return values[0], values[1], values[2], values[3]
 
 
@@ -82,7 +83,7 @@ def collect_prompts(args: argparse.Namespace, image: np.ndarray) -> Prompts:
 
 def run_mattes(predictor, image: np.ndarray, prompts: Prompts, batch_size: int = 4) -> list[np.ndarray]:
     """Alpha per object (HxW float32 at the size of ``image``)."""
-    from semat.predictor import validate_boxes
+    from semat.inference.predictor import validate_boxes
 
     validate_boxes(prompts.boxes, image.shape[:2])  # fail before any model work
     objects = predictor.predict(image, prompts.boxes, points=prompts.points, batch_size=batch_size)
@@ -134,7 +135,7 @@ def _scale_box(box: tuple[float, float, float, float], size_wh: tuple[int, int],
 
 def _scaled_prompts(prompts: Prompts, size_wh: tuple[int, int], sx: float, sy: float) -> Prompts:
     """Prompts in original pixels -> pixels of a downscaled copy (megapixel cap)."""
-    from semat.predictor import PointPrompt
+    from semat.inference.predictor import PointPrompt
 
     boxes = [_scale_box(b, size_wh, sx, sy) for b in prompts.boxes]
     points = None
@@ -146,8 +147,8 @@ def _scaled_prompts(prompts: Prompts, size_wh: tuple[int, int], sx: float, sy: f
 
 def run(args: argparse.Namespace) -> int:
     from semat.cli.main import CLIError
-    from semat.imageio import load_image
-    from semat.predictor import validate_boxes
+    from semat.inference.predictor import validate_boxes
+    from semat.io.images import load_image
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")
@@ -225,9 +226,9 @@ def uses_pipeline(args: argparse.Namespace) -> bool:
 def run_pipeline(args: argparse.Namespace, loaded) -> int:
     from semat import compose
     from semat.cli.main import CLIError
-    from semat.device import select_runtime
+    from semat.inference.predictor import validate_boxes
     from semat.pipeline import MattingPipeline, Prompt, detector_factory
-    from semat.predictor import validate_boxes
+    from semat.runtime import select_runtime
 
     for name in ("box_threshold", "text_threshold"):
         v = getattr(args, name)
@@ -280,7 +281,7 @@ def run_pipeline(args: argparse.Namespace, loaded) -> int:
                                 foreground_estimation=not args.no_foreground_estimation)
         output = Path(args.output)
         target = Path(args.composite) if args.composite else output.with_name(f"{output.stem}_composite.png")
-        from semat.imageio import save_png
+        from semat.io.images import save_png
 
         written.append(save_png(target, out))
     if args.zip:

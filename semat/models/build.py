@@ -1,4 +1,4 @@
-"""Builder registry for the three SEMat variants (random weights; see :mod:`semat.loading`).
+"""Builder registry for the three SEMat variants (random weights; see :mod:`semat.weights.convert`).
 
 ``build_semat(variant, tiny=False)``: ``tiny`` gives a small working size (256) and narrow
 widths, same structure and code paths, for fast tests and ``SEMAT_TEST_MODELS=tiny``.

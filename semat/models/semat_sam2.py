@@ -1,7 +1,7 @@
 """SEMat (SAM2): SAM 2.0 Hiera-L with box-mask injection, a matting-token mask decoder and the
 matting detail decoder (semat-spec §6, §7, §10).
 
-Public API (used by :mod:`semat.models.build` and :mod:`semat.loading`):
+Public API (used by :mod:`semat.models.build` and :mod:`semat.weights.convert`):
 
 * :class:`SEMatSAM2` — ``forward(images [B,3,S,S] in [0,1], boxes [B,4] xyxy in the S frame,
   points=None) -> SEMatOutput``; normalisation happens inside (over the whole padded tensor).
@@ -27,12 +27,12 @@ from sam2.modeling.sam.prompt_encoder import PromptEncoder
 from sam2.modeling.sam.transformer import TwoWayTransformer
 from torch import nn
 
-from semat.checkpoint import merge_lora
 from semat.models.detail_decoder import MattingDetailDecoder
 from semat.models.frame import PIXEL_MEAN, PIXEL_STD, box_mask, exact_dtype
 from semat.models.outputs import SEMatOutput
 from semat.models.sam2_decoder import MaskDecoderMattingToken
 from semat.models.sam2_encoder import FpnNeckNoPos, HieraBBoxMask
+from semat.weights.checkpoint import merge_lora
 
 __all__ = ["IGNORE_PREFIXES", "SAM2Config", "SEMatSAM2", "build_semat_sam2", "convert_state_dict"]
 
@@ -192,10 +192,10 @@ def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.
     """Released SEMat_SAM2 state dict -> (this model's keys, prefixes to ignore when loading).
 
     Accepts the raw file (PEFT names under ``sam_model.image_encoder.base_model.model.``, LoRA
-    pairs) or one that :func:`semat.checkpoint.merge_lora` already processed; LoRA is merged here
+    pairs) or one that :func:`semat.weights.checkpoint.merge_lora` already processed; LoRA is merged here
     when still present. ``sam_model.`` is stripped. The returned ignore prefixes cover every entry
     inference does not read (see :data:`IGNORE_PREFIXES`); pass both to
-    :func:`semat.checkpoint.load_exact`.
+    :func:`semat.weights.checkpoint.load_exact`.
     """
     if any(".lora_A" in k or ".lora_B" in k or "base_model.model." in k or ".base_layer." in k for k in sd):
         sd = merge_lora(sd)

@@ -13,6 +13,8 @@ name *or* a local path into a verified local file:
 
 from __future__ import annotations
 
+from semat.errors import WeightsCorrupt, WeightsUnavailable
+
 import hashlib
 import json
 import os
@@ -22,14 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
-
-
-class WeightsUnavailable(RuntimeError):
-    """A weights file is missing and could not be downloaded (offline, hub down, ...)."""
-
-
-class WeightsCorrupt(RuntimeError):
-    """A weights file has the wrong size or sha256."""
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from semat.checkpoint import CheckpointError, load_exact, read_state_dict
-from semat.device import Runtime, select_runtime
+from semat.errors import InputError
 from semat.models.sghm import SGHM, Coarse, SGHMConfig, fold_spectral_norm, logits_to_alpha
-from semat.weights import Progress, resolve, tiny_models_requested
+from semat.runtime import Runtime, select_runtime
+from semat.weights.checkpoint import CheckpointError, load_exact, read_state_dict
+from semat.weights.hub import Progress, resolve, tiny_models_requested
 
 INFER_SIZE = 1280  # reference short side
 DEFAULT_MAX_SIDE = 2560  # cap on the longer network side (multiple of 64); None = reference (no cap)
@@ -96,11 +97,11 @@ def network_size(h: int, w: int, short_side: int = INFER_SIZE, max_side: int | N
     video rule). ``max_side`` caps the longer side (applied before flooring); sides stay >= 64.
     """
     if h < 1 or w < 1:
-        raise ValueError(f"empty image ({w}x{h})")
+        raise InputError(f"empty image ({w}x{h})")
     if short_side < 64:
-        raise ValueError(f"short side must be at least 64, got {short_side}")
+        raise InputError(f"short side must be at least 64, got {short_side}")
     if max_side is not None and max_side < 64:
-        raise ValueError(f"max_side must be at least 64, got {max_side}")
+        raise InputError(f"max_side must be at least 64, got {max_side}")
     if not upscale and min(h, w) <= short_side:
         rh, rw = h, w
     elif w >= h:
@@ -318,13 +319,13 @@ class HumanMatter:
 
 def _check_image(image: Any) -> np.ndarray:
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"expected an HxWx3 uint8 RGB array, got {type(image).__name__}")
+        raise InputError(f"expected an HxWx3 uint8 RGB array, got {type(image).__name__}")
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+        raise InputError(f"expected an HxWx3 RGB image, got shape {image.shape}")
     if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+        raise InputError(f"expected a uint8 image, got {image.dtype}")
     return image[:, :, :3]
 
 

@@ -31,7 +31,7 @@ scores the whole image, which is what both reference evaluators do. The SGHM cod
 with a trimap its metrics are restricted the same way (means over the region, sums over the region).
 
 The SEMat *evaluator* additionally works at the 1024-resized resolution and rounds the prediction to
-8 bits; that preparation lives in :mod:`semat.eval`, not here.
+8 bits; that preparation lives in :mod:`semat.evaluation.runner`, not here.
 
 Implementation notes: Grad uses separable ``cv2.sepFilter2D`` (the 9×9 kernel is an outer product),
 which equals ``scipy.ndimage.convolve(mode='nearest')`` / ``cv2.filter2D`` up to float rounding;

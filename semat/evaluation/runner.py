@@ -16,7 +16,7 @@ Two entry points (the ``semat eval`` command wraps both):
     SGHM's ``test_image.py`` does.
 
   The box prompt is the tight extent of the ground-truth alpha, as in the reference evaluation.
-  Metrics use :mod:`semat.metrics` with the ``semat`` convention by default (the paper's numbers);
+  Metrics use :mod:`semat.evaluation.metrics` with the ``semat`` convention by default (the paper's numbers);
   ``convention="sghm"`` switches both protocols to the SGHM conventions.
 
   Pre-processing (``preprocess``):
@@ -26,7 +26,7 @@ Two entry points (the ``semat eval`` command wraps both):
     box is the nonzero extent of the *resized* alpha in the working frame (``[min_x, min_y, max_x,
     max_y]``, inclusive; all zeros for an empty alpha). The model is called directly. The
     original-resolution alpha is the cropped frame resized back with ``cv2.resize`` INTER_LINEAR
-    (exactly what :class:`~semat.predictor.SEMatPredictor` does).
+    (exactly what :class:`~semat.inference.predictor.SEMatPredictor` does).
   - ``"app"`` scores what the app produces: :meth:`SEMatPredictor.predict` (``cv2.resize`` on the
     uint8 image, as the demo) with the box ``[min_x, min_y, max_x+1, max_y+1]`` of the original
     alpha's nonzero pixels; ``paper`` uses its ``debug["alpha_frame"]`` / ``debug["resized_hw"]``,
@@ -60,7 +60,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from semat import metrics as M
+from semat.errors import InputError, SampleError
+from semat.evaluation import metrics as M
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 PROTOCOLS = ("paper", "orig")
@@ -101,7 +102,7 @@ def dataset_layout(name: str) -> DatasetLayout:
                "RWP": "RWP636", "SIMD": "SIM", "AM": "AM2K"}
     key = aliases.get(key, key)
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return DATASETS[key]
 
 
@@ -132,7 +133,7 @@ def _dataset_base(layout: DatasetLayout, root: Path) -> Path:
     """``root/<base>``, or ``root`` itself when it already is that folder."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {root} is not a folder")
+        raise InputError(f"dataset root {root} is not a folder")
     for cand in (root / layout.base, root):
         if not cand.is_dir():
             continue
@@ -141,7 +142,7 @@ def _dataset_base(layout: DatasetLayout, root: Path) -> Path:
                 return cand
         elif (cand / layout.image_dir).is_dir() and (cand / layout.alpha_dir).is_dir():
             return cand
-    raise FileNotFoundError(f"{layout.title} not found under {root}: expected {layout.describe()}")
+    raise InputError(f"{layout.title} not found under {root}: expected {layout.describe()}")
 
 
 def _pair_folder(image_dir: Path, alpha_dir: Path, prefix: str, instance_suffix: bool,
@@ -193,10 +194,6 @@ def discover(name: str, root: str | Path) -> tuple[DatasetLayout, list[Sample], 
 
 
 # ------------------------------------------------------------------------------------------ reading
-class SampleError(ValueError):
-    """A sample that cannot be scored (unreadable file, size mismatch...); it is reported and skipped."""
-
-
 def _open(path: Path, what: str) -> Image.Image:
     try:
         img = Image.open(path)
@@ -288,7 +285,7 @@ def tight_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 class ReferenceMatter:
-    """The SEMat evaluator's exact pre-processing around a :class:`~semat.predictor.SEMatPredictor`'s model."""
+    """The SEMat evaluator's exact pre-processing around a :class:`~semat.inference.predictor.SEMatPredictor`'s model."""
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
@@ -343,7 +340,7 @@ def make_matter(predictor: Any, preprocess: str = "reference") -> Matter:
         return ReferenceMatter(predictor)
     if preprocess == "app":
         return AppMatter(predictor)
-    raise ValueError(f"unknown preprocessing {preprocess!r}; choose one of {', '.join(PREPROCESS)}")
+    raise InputError(f"unknown preprocessing {preprocess!r}; choose one of {', '.join(PREPROCESS)}")
 
 
 # ------------------------------------------------------------------------------------------ scoring
@@ -466,9 +463,9 @@ def evaluate_dataset(name: str, root: str | Path, matter: Matter, out_dir: str |
                      save_alpha: bool = False, log: Callable[[str], None] | None = None) -> EvalResult:
     """Run ``matter`` on a test set and score it (see the module doc). Resumable via ``out_dir``."""
     if convention not in M.CONVENTIONS:
-        raise ValueError(f"unknown metrics convention {convention!r}; choose one of {', '.join(M.CONVENTIONS)}")
+        raise InputError(f"unknown metrics convention {convention!r}; choose one of {', '.join(M.CONVENTIONS)}")
     if limit is not None and limit < 1:
-        raise ValueError("--limit must be at least 1")
+        raise InputError("--limit must be at least 1")
     layout, samples, problems = discover(name, root)
     if limit is not None:
         samples = samples[:limit]
@@ -491,7 +488,7 @@ def evaluate_dataset(name: str, root: str | Path, matter: Matter, out_dir: str |
             changed = [k for k in settings if k not in ignore and previous.get(k) != settings[k]]
             if changed:
                 k = changed[0]
-                raise ValueError(f"{out} holds results of a different run ({k}: {previous.get(k)!r} there, "
+                raise InputError(f"{out} holds results of a different run ({k}: {previous.get(k)!r} there, "
                                  f"{settings[k]!r} now); use another --out or --fresh to start over")
             done = {r["id"]: r for r in _read_rows(csv_file) if r.get("status") == "ok"}
     run_file.write_text(json.dumps(settings, indent=1, default=str) + "\n")
@@ -599,17 +596,17 @@ def score_folders(pred_dir: str | Path, gt_dir: str | Path, trimap_dir: str | Pa
                   log: Callable[[str], None] | None = None) -> FolderScore:
     """Score every prediction in ``pred_dir`` against the same-stem file in ``gt_dir``."""
     if convention not in M.CONVENTIONS:
-        raise ValueError(f"unknown metrics convention {convention!r}; choose one of {', '.join(M.CONVENTIONS)}")
+        raise InputError(f"unknown metrics convention {convention!r}; choose one of {', '.join(M.CONVENTIONS)}")
     dirs = {"--pred-dir": Path(pred_dir), "--gt-dir": Path(gt_dir)}
     if trimap_dir is not None:
         dirs["--trimap-dir"] = Path(trimap_dir)
     for flag, d in dirs.items():
         if not d.is_dir():
-            raise FileNotFoundError(f"{flag} {d} is not a folder")
+            raise InputError(f"{flag} {d} is not a folder")
     preds, gts = _image_files(Path(pred_dir)), _image_files(Path(gt_dir))
     tris = _image_files(Path(trimap_dir)) if trimap_dir is not None else {}
     if not preds:
-        raise ValueError(f"no image files ({', '.join(IMAGE_EXTS)}) in {pred_dir}")
+        raise InputError(f"no image files ({', '.join(IMAGE_EXTS)}) in {pred_dir}")
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for stem in sorted(set(gts) - set(preds)):

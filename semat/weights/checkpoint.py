@@ -11,6 +11,8 @@ their builders; this module holds what every checkpoint needs:
 
 from __future__ import annotations
 
+from semat.errors import CheckpointError
+
 import os
 import pickle
 import re
@@ -18,10 +20,6 @@ from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read, or does not fit the model it is loaded into."""
 
 
 def _fmt_keys(keys: Iterable[str], limit: int = 12) -> str:

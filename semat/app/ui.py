@@ -5,12 +5,12 @@ outputs side by side (coarse mask | alpha | composite), background controls that
 from the cached alpha without touching a model, and downloads (RGBA PNG, alpha PNG, ZIP of
 per-object layers). All images leave the server as lossless PNG files.
 
-The app talks only to :mod:`semat.pipeline`, :mod:`semat.human`, :mod:`semat.compose` and
-:mod:`semat.imageio`; prompt editing, overlays and GPU budgets live in :mod:`semat.ui_logic`.
+The app talks only to :mod:`semat.pipeline`, :mod:`semat.inference.sghm`, :mod:`semat.compose` and
+:mod:`semat.io.images`; prompt editing, overlays and GPU budgets live in :mod:`semat.app.editor`.
 
 Hugging Face ZeroGPU: model inference runs in module-level functions wrapped with
 ``@spaces.GPU(duration=<callable>)`` whose budget is computed from the request (megapixels x
-boxes x variant, see :func:`semat.ui_logic.gpu_duration`). Outside ZeroGPU the decorator is
+boxes x variant, see :func:`semat.app.editor.gpu_duration`). Outside ZeroGPU the decorator is
 a no-op, so the same code runs on CPU and plain CUDA.
 """
 
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from semat import ui_logic as L
+from semat.app import editor as L
 
-log = logging.getLogger("semat.ui")
+log = logging.getLogger("semat.app.ui")
 
 try:  # on ZeroGPU `spaces` must be imported before torch initialises CUDA (app.py imports it first)
     import spaces as _spaces
@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
 
 import gradio as gr  # noqa: E402  (after spaces, as ZeroGPU requires)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO_ROOT / "examples"
 
 
@@ -106,7 +106,7 @@ class Services:
     def human(self):
         with self._lock:
             if self._human is None:
-                from semat.human import HumanMatter, default_human_matter
+                from semat.inference.sghm import HumanMatter, default_human_matter
 
                 if test_mode():
                     self._human = default_human_matter()
@@ -168,7 +168,7 @@ SERVICES = Services()
 
 @functools.lru_cache(maxsize=1)
 def _runtime_label() -> str:
-    from semat.device import select_runtime
+    from semat.runtime import select_runtime
 
     try:
         return select_runtime().label
@@ -281,7 +281,7 @@ def _session(s: TabSession | None) -> TabSession:
 
 
 def _load_into(s: TabSession, path: str) -> list[str]:
-    from semat.imageio import load_image, max_megapixels_from_env
+    from semat.io.images import load_image, max_megapixels_from_env
 
     loaded = load_image(path, max_megapixels=max_megapixels_from_env(), name=_orig_name(path))
     s.image, s.name = loaded.rgb, loaded.name
@@ -317,7 +317,7 @@ def _resolve_image(s: TabSession, path: str | None) -> tuple[np.ndarray, list[st
 
 def _show(s: TabSession, array: np.ndarray, tag: str) -> str:
     """Write ``array`` as the input component's new picture and remember its hash."""
-    from semat.imageio import save_png
+    from semat.io.images import save_png
 
     path = L.new_output_dir() / f"{s.stem}_{tag}.png"
     save_png(path, array, compress_level=1)
@@ -351,8 +351,8 @@ def _expected(message: str, title: str) -> gr.Error:
 
 
 def _to_gr_error(exc: BaseException) -> gr.Error:
-    from semat.imageio import ImageInputError
-    from semat.weights import WeightsUnavailable
+    from semat.io.images import ImageInputError
+    from semat.weights.hub import WeightsUnavailable
 
     name = type(exc).__name__
     msg = str(exc).strip() or name
@@ -391,7 +391,7 @@ class Rendered:
 
 def _composite_path(s: TabSession, bg_mode, colour, bg_image, blur, out_dir: Path | None = None) -> str:
     from semat import compose
-    from semat.imageio import save_png
+    from semat.io.images import save_png
 
     r = s.result
     if s.foreground is None:
@@ -402,7 +402,7 @@ def _composite_path(s: TabSession, bg_mode, colour, bg_image, blur, out_dir: Pat
             spec, bg = "checker", None
             gr.Warning("Upload a background image (or pick another background); showing a checkerboard.")
         else:
-            from semat.imageio import load_image
+            from semat.io.images import load_image
 
             bg = load_image(bg_image, name="background").rgb
             spec = compose.Background("image")
@@ -419,7 +419,7 @@ def _composite_path(s: TabSession, bg_mode, colour, bg_image, blur, out_dir: Pat
 def _render(s: TabSession, result, bg_mode, colour, bg_image, blur, extra_info: dict | None = None) -> Rendered:
     """Write the result's files and previews; remember the result for recompositing."""
     from semat import compose
-    from semat.imageio import save_png
+    from semat.io.images import save_png
 
     s.result, s.foreground = result, None
     d = L.new_output_dir()
@@ -461,7 +461,7 @@ def recomposite(bg_mode, colour, bg_image, blur, image_path, alpha_path, s: TabS
         return gr.update(), s
     alpha_sha = L.file_sha(alpha_path)
     if s.result is None or s.alpha_sha != alpha_sha:
-        from semat.imageio import read_png
+        from semat.io.images import read_png
 
         if not image_path:
             return gr.update(), s

@@ -5,11 +5,11 @@ Used by the CLI and the web app; importable without Gradio.
 Prompt → objects
 ----------------
 1. **Text** (``Prompt.text``, e.g. ``"cat. dog."``) goes to GroundingDINO
-   (:mod:`semat.detect`); every detection that survives the thresholds and de-duplication is
+   (:mod:`semat.inference.detect`); every detection that survives the thresholds and de-duplication is
    one object (``source="text"``, with its phrase label and score). ``selected`` (indices into
    the detections, in :meth:`MattingPipeline.detect` order) keeps only some of them, for a
    "detect → review → matte" UI. When text finds nothing and there are no boxes or clicks,
-   :class:`~semat.detect.NoDetectionError` says to lower the threshold or draw a box; when
+   :class:`~semat.inference.detect.NoDetectionError` says to lower the threshold or draw a box; when
    there are boxes or clicks too, a notice says so and the run continues with them.
 2. **Boxes** (``Prompt.boxes``, xyxy original pixels) are one object each (``source="box"``).
 3. **Points** (``Prompt.points``, ``(x, y, label)`` with label 1 = include, 0 = exclude) go with
@@ -59,8 +59,9 @@ from typing import Any
 
 import numpy as np
 
-from semat.detect import Detection, NoDetectionError, TextDetector, normalise_prompt, postprocess
-from semat.weights import tiny_models_requested
+from semat.errors import InputError
+from semat.inference.detect import Detection, NoDetectionError, TextDetector, normalise_prompt, postprocess
+from semat.weights.hub import tiny_models_requested
 
 Progress = Callable[[float, str], Any]
 BOX_POINT_TOLERANCE = 0.05  # a point belongs to a box grown by 5 % of its size per side
@@ -88,15 +89,15 @@ class Prompt:
             if len(p) == 2:
                 p = (*p, 1)
             if len(p) != 3:
-                raise ValueError(f"a point is (x, y) or (x, y, label), got {p!r}")
+                raise InputError(f"a point is (x, y) or (x, y, label), got {p!r}")
             x, y, lab = float(p[0]), float(p[1]), int(p[2])
             if lab not in (0, 1):
-                raise ValueError(f"point label must be 1 (include) or 0 (exclude), got {p[2]!r}")
+                raise InputError(f"point label must be 1 (include) or 0 (exclude), got {p[2]!r}")
             pts.append((x, y, lab))
         self.points = pts
         for b in self.boxes:
             if len(b) != 4:
-                raise ValueError(f"a box is x1,y1,x2,y2, got {b!r}")
+                raise InputError(f"a box is x1,y1,x2,y2, got {b!r}")
 
     @property
     def empty(self) -> bool:
@@ -182,7 +183,7 @@ def derive_box(mask: np.ndarray, alpha: np.ndarray, points: Sequence[tuple[float
     h, w = mask.shape
     pos = [(x, y) for x, y, lab in points if lab == 1]
     if not pos:
-        raise ValueError("clicks without a box need at least one positive (include) click")
+        raise InputError("clicks without a box need at least one positive (include) click")
     pix = [(min(w - 1, max(0, int(x))), min(h - 1, max(0, int(y)))) for x, y in pos]
     for how, binary in (("mask", np.asarray(mask, bool)), ("alpha", np.asarray(alpha) >= 0.5)):
         if not binary.any():
@@ -287,20 +288,20 @@ class MattingPipeline:
     def run(self, image: np.ndarray, prompt: Prompt, variant: str = "hq-sam", selected: list[int] | None = None,
             progress: Progress | None = None) -> MatteResult:
         """Matte every object in ``prompt``; see the module docstring for the rules."""
-        from semat.predictor import validate_boxes
+        from semat.inference.predictor import validate_boxes
 
         t_start = time.perf_counter()
         image = _check_image(image)
         if not isinstance(prompt, Prompt):
             raise TypeError("prompt must be a semat.pipeline.Prompt")
         if prompt.empty:
-            raise ValueError("nothing to cut out: give a text prompt, draw a box or click on the object")
+            raise InputError("nothing to cut out: give a text prompt, draw a box or click on the object")
         h, w = image.shape[:2]
         if prompt.boxes:
             validate_boxes(np.array(prompt.boxes, np.float64), (h, w))
         for x, y, _ in prompt.points:
             if not (0 <= x <= w and 0 <= y <= h):
-                raise ValueError(f"point ({x:g}, {y:g}) is outside the {w}x{h} image")
+                raise InputError(f"point ({x:g}, {y:g}) is outside the {w}x{h} image")
         timings: dict[str, float] = {}
         notices: list[str] = []
         stats = {"model_forwards": 0, "cache_hits": 0, "detector_forwards": 0}
@@ -340,7 +341,7 @@ class MattingPipeline:
                 if selected is not None:
                     bad = [i for i in selected if not 0 <= int(i) < len(detections)]
                     if bad:
-                        raise ValueError(f"selected detection(s) {bad} do not exist; "
+                        raise InputError(f"selected detection(s) {bad} do not exist; "
                                          f"there are {len(detections)} detection(s)")
                     chosen = [detections[int(i)] for i in sorted(set(selected))]
                 else:
@@ -350,7 +351,7 @@ class MattingPipeline:
             jobs: list[_Job] = [_Job(tuple(d.box), (), d.label, d.score, "text") for d in chosen]
             jobs += [_Job(tuple(b), (), f"box {i + 1}", None, "box") for i, b in enumerate(prompt.boxes)]
             if not jobs and not prompt.points:
-                raise ValueError("every detection was deselected: select at least one, draw a box or click")
+                raise InputError("every detection was deselected: select at least one, draw a box or click")
             loose: list[tuple[float, float, int]] = []
             for pt in prompt.points:
                 owners = [j for j in jobs if _contains(j.box, pt[0], pt[1])]
@@ -366,7 +367,7 @@ class MattingPipeline:
                 if jobs:
                     notices.append(f"{len(loose)} exclude click(s) outside every box were ignored")
                 else:
-                    raise ValueError("only exclude (negative) clicks were given: add an include click or a box")
+                    raise InputError("only exclude (negative) clicks were given: add an include click or a box")
 
             predictor = None
 
@@ -425,7 +426,7 @@ class MattingPipeline:
                 requests: list[tuple[Sequence[float], tuple[tuple[float, float, int], ...]]],
                 get_predictor: Callable[[], Any], stats: dict[str, int]) -> list[tuple[_Entry, bool]]:
         """Cached mattes for (box, points) requests; misses go to the predictor in one call."""
-        from semat.predictor import PointPrompt
+        from semat.inference.predictor import PointPrompt
 
         keys = [(key_img, variant, _box_key(b), tuple(p)) for b, p in requests]
         out: list[tuple[_Entry, bool] | None] = [None] * len(keys)
@@ -471,7 +472,7 @@ class MattingPipeline:
 def _check_image(image: Any) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
-        raise ValueError(f"expected an RGB uint8 image array HxWx3, got {type(image).__name__} {shape}")
+        raise InputError(f"expected an RGB uint8 image array HxWx3, got {type(image).__name__} {shape}")
     return np.ascontiguousarray(image)
 
 
@@ -494,11 +495,11 @@ def default_pipeline(device: str = "auto", dtype: Any = None, detector: str | No
     With ``SEMAT_TEST_MODELS=tiny`` (never the default) it uses tiny random-weight models.
     """
     if tiny_models_requested():
-        from semat.predictor import SEMatPredictor
+        from semat.inference.predictor import SEMatPredictor
 
         return MattingPipeline(lambda v: SEMatPredictor.tiny(v), detector_factory())
-    from semat.device import select_runtime
-    from semat.predictor import SEMatPredictor
+    from semat.inference.predictor import SEMatPredictor
+    from semat.runtime import select_runtime
 
     runtime = select_runtime(device, dtype)
 

@@ -26,14 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from semat.device import Runtime, select_runtime
+from semat.errors import BoxError, InputError
 from semat.models.outputs import SEMatOutput
+from semat.runtime import Runtime, select_runtime
 
 __all__ = ["BoxError", "ObjectMatte", "PointPrompt", "SEMatPredictor", "preprocess_image", "validate_boxes"]
-
-
-class BoxError(ValueError):
-    """A box prompt that cannot be used (one-line message)."""
 
 
 @dataclass
@@ -47,11 +44,11 @@ class PointPrompt:
         self.coords = np.asarray(self.coords, dtype=np.float64).reshape(-1, 2)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         if len(self.coords) != len(self.labels):
-            raise ValueError(f"{len(self.coords)} point(s) but {len(self.labels)} label(s)")
+            raise InputError(f"{len(self.coords)} point(s) but {len(self.labels)} label(s)")
         if not np.isfinite(self.coords).all():
-            raise ValueError("point coordinates must be finite numbers")
+            raise InputError("point coordinates must be finite numbers")
         if not np.isin(self.labels, (0, 1)).all():
-            raise ValueError("point labels must be 1 (foreground) or 0 (background)")
+            raise InputError("point labels must be 1 (foreground) or 0 (background)")
 
 
 @dataclass
@@ -114,11 +111,11 @@ def preprocess_image(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[
 def _check_image(image: Any) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
-        raise ValueError(f"expected an RGB image array HxWx3, got {type(image).__name__} shape {shape}")
+        raise InputError(f"expected an RGB image array HxWx3, got {type(image).__name__} shape {shape}")
     if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 RGB image, got dtype {image.dtype}")
+        raise InputError(f"expected a uint8 RGB image, got dtype {image.dtype}")
     if min(image.shape[:2]) < 1:
-        raise ValueError("the image is empty")
+        raise InputError("the image is empty")
     return np.ascontiguousarray(image)
 
 
@@ -137,7 +134,7 @@ class SEMatPredictor:
     def from_pretrained(cls, variant: str = "hq-sam", checkpoint: str | Path | None = None,
                         device: str = "auto", dtype: str | torch.dtype | None = None,
                         progress=None) -> SEMatPredictor:
-        from semat.loading import load_semat
+        from semat.weights.convert import load_semat
 
         runtime = select_runtime(device, dtype)
         loaded = load_semat(variant, checkpoint=checkpoint, runtime=runtime, progress=progress)
@@ -146,8 +143,8 @@ class SEMatPredictor:
     @classmethod
     def tiny(cls, variant: str = "sam", seed: int = 0, device: str = "cpu") -> SEMatPredictor:
         """A random-weight tiny model (tests, ``SEMAT_TEST_MODELS=tiny``); never a real matte."""
-        from semat.loading import prepare_model
         from semat.models.build import build_semat
+        from semat.weights.convert import prepare_model
 
         runtime = select_runtime(device, "float32")
         with torch.random.fork_rng(devices=[]):
@@ -161,7 +158,7 @@ class SEMatPredictor:
 
     def checkpoint_sha256(self) -> str | None:
         if self._sha256 is None and self.checkpoint_path is not None:
-            from semat.weights import file_sha256
+            from semat.weights.hub import file_sha256
 
             self._sha256 = file_sha256(self.checkpoint_path)
         return self._sha256
@@ -195,9 +192,9 @@ class SEMatPredictor:
         box_arr = validate_boxes(boxes, (h, w))
         n = len(box_arr)
         if points is not None and len(points) != n:
-            raise ValueError(f"got {len(points)} point prompt(s) for {n} box(es); give one entry per box")
+            raise InputError(f"got {len(points)} point prompt(s) for {n} box(es); give one entry per box")
         if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise InputError("batch_size must be at least 1")
         size = self.img_size
         padded, (new_h, new_w), scale = preprocess_image(image, size)
         frame_boxes = np.clip((box_arr * scale + 0.5).astype(np.int64), 0, size - 1).astype(np.float32)

@@ -26,12 +26,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from semat.errors import InputError, VideoInputError
+
 BROWSER_AUDIO = {"aac", "mp3"}
 DEFAULT_CRF = 18
-
-
-class VideoInputError(ValueError):
-    """The input is missing, not a video, or has no video stream (one-line message)."""
 
 
 @dataclass
@@ -143,11 +141,11 @@ def process_video(src: str | os.PathLike, dst: str | os.PathLike, fn: FrameFn, *
     ``progress(done, total)`` is called after each frame (total may be None).
     """
     from semat.compose import alpha_to_png8, rgba
-    from semat.imageio import save_png
+    from semat.io.images import save_png
 
     dst = Path(dst)
     if dst.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-        raise ValueError(f"{dst.name}: the output must be an .mp4 (H.264) file")
+        raise InputError(f"{dst.name}: the output must be an .mp4 (H.264) file")
     dst.parent.mkdir(parents=True, exist_ok=True)
     inp = _open_input(src)
     outs: list[av.container.OutputContainer] = []

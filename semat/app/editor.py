@@ -1,8 +1,8 @@
 """Gradio-free logic behind the web app: prompt editing, overlays, GPU budgets, output files.
 
 Everything here is plain Python/NumPy so it can be unit-tested without a browser or a server;
-:mod:`semat.ui` wires it to Gradio components. Coordinates are always in the *working frame*:
-the image as :func:`semat.imageio.load_image` returned it (EXIF-rotated, possibly downscaled),
+:mod:`semat.app.ui` wires it to Gradio components. Coordinates are always in the *working frame*:
+the image as :func:`semat.io.images.load_image` returned it (EXIF-rotated, possibly downscaled),
 which is also the frame the app displays, so a click maps 1:1 onto model coordinates.
 """
 
@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from semat.errors import PromptError
+
 #: Maximum number of boxes matted in one request (``SEMAT_MAX_BOXES``).
 DEFAULT_MAX_BOXES = 16
 
@@ -33,10 +35,6 @@ ProgressFn = Callable[..., None]
 
 CLICK_MODES = ("Box corner", "Positive point", "Negative point")
 BACKGROUND_MODES = ("Transparent", "Checkerboard", "Colour", "Image", "Blur")
-
-
-class PromptError(ValueError):
-    """A prompt the user typed or clicked cannot be used; the message says how to fix it."""
 
 
 def max_boxes() -> int:

@@ -37,9 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-
-class ImageInputError(ValueError):
-    """A user-supplied image cannot be used; the message is one line and names the file."""
+from semat.errors import ImageInputError, InputError
 
 
 def _env_float(name: str, default: float) -> float:
@@ -49,9 +47,9 @@ def _env_float(name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+        raise InputError(f"{name}={raw!r} is not a number") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}={raw!r} must be a positive number")
+        raise InputError(f"{name}={raw!r} must be a positive number")
     return value
 
 
@@ -90,7 +88,7 @@ def load_image(src: Any, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
     ``max_megapixels=None`` disables the downscale (the bomb guard still applies).
     """
     if max_megapixels is not None and (not math.isfinite(max_megapixels) or max_megapixels <= 0):
-        raise ValueError(f"max_megapixels must be a positive number, got {max_megapixels!r}")
+        raise InputError(f"max_megapixels must be a positive number, got {max_megapixels!r}")
     if isinstance(src, np.ndarray):
         label = name or "image"
         rgb, notices = _array_to_rgb(src, label)
@@ -347,15 +345,15 @@ def to_pil(array: np.ndarray) -> Image.Image:
         a = a[..., 0]
     if a.dtype == np.uint16:
         if a.ndim != 2:
-            raise ValueError(f"16-bit PNGs must be single-channel (HxW), got shape {a.shape}")
+            raise InputError(f"16-bit PNGs must be single-channel (HxW), got shape {a.shape}")
         return Image.fromarray(np.ascontiguousarray(a))  # mode I;16
     if a.dtype != np.uint8:
-        raise ValueError(f"PNG arrays must be uint8 or uint16, got {a.dtype}")
+        raise InputError(f"PNG arrays must be uint8 or uint16, got {a.dtype}")
     if a.ndim == 2:
         return Image.fromarray(np.ascontiguousarray(a))
     if a.ndim == 3 and a.shape[2] in (3, 4):
         return Image.fromarray(np.ascontiguousarray(a))
-    raise ValueError(f"PNG arrays must be HxW, HxWx3 or HxWx4, got shape {a.shape}")
+    raise InputError(f"PNG arrays must be HxW, HxWx3 or HxWx4, got shape {a.shape}")
 
 
 def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:

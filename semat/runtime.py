@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from semat.errors import InputError, ModelError
+
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
@@ -60,7 +62,7 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     try:
         return _DTYPES[name.lower()]
     except KeyError:
-        raise ValueError(f"unknown dtype {name!r}; choose float32, bfloat16 or float16") from None
+        raise InputError(f"unknown dtype {name!r}; choose float32, bfloat16 or float16") from None
 
 
 def select_runtime(device: str = "auto", dtype: str | torch.dtype | None = None) -> Runtime:
@@ -76,10 +78,10 @@ def select_runtime(device: str = "auto", dtype: str | torch.dtype | None = None)
     if dev.type == "cpu":
         tune_cpu_allocator()
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was requested but no CUDA device is available; use --device cpu")
+        raise ModelError("CUDA was requested but no CUDA device is available; use --device cpu")
     if dtype is None:
         dtype = os.environ.get("SEMAT_DTYPE", "float32")
     dt = parse_dtype(dtype)
     if dt == torch.float16 and dev.type == "cpu":
-        raise ValueError("float16 is not supported on CPU; use bfloat16 or float32")
+        raise InputError("float16 is not supported on CPU; use bfloat16 or float32")
     return Runtime(dev, dt)

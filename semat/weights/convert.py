@@ -9,7 +9,7 @@ Conversion (semat-spec §9–§11):
   original mask decoder that the released files very probably carry; it may also be absent);
 * SAM2: :func:`semat.models.semat_sam2.convert_state_dict`.
 
-Everything else must match the model exactly (:func:`semat.checkpoint.load_exact`): a missing,
+Everything else must match the model exactly (:func:`semat.weights.checkpoint.load_exact`): a missing,
 unexpected or mis-shaped key fails with its name, unlike the reference's non-strict loader.
 """
 
@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from semat.checkpoint import load_exact, merge_lora, read_state_dict
-from semat.device import Runtime, select_runtime
+from semat.weights.checkpoint import load_exact, merge_lora, read_state_dict
+from semat.runtime import Runtime, select_runtime
 from semat.models.build import build_semat, check_variant
-from semat.weights import Progress, resolve
+from semat.weights.hub import Progress, resolve
 
 __all__ = ["SAM_IGNORED_PREFIXES", "LoadedModel", "convert_state_dict", "load_semat", "load_semat_state_dict"]
 
@@ -68,7 +68,7 @@ def load_semat(variant: str, checkpoint: str | Path | None = None, runtime: Runt
     """Build the ``variant`` model and load its weights (default: the registry's released file).
 
     ``checkpoint`` is a path or a weights-registry name; None means ``semat-{variant}``. The model is
-    returned in eval mode on ``runtime`` (default: :func:`semat.device.select_runtime`).
+    returned in eval mode on ``runtime`` (default: :func:`semat.runtime.select_runtime`).
     """
     check_variant(variant)
     runtime = runtime or select_runtime()
@@ -96,5 +96,5 @@ def _build_for_loading(variant: str) -> nn.Module:
 
 def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:
     """Move to the runtime's device, eval mode. Weights stay float32: reduced precision is applied
-    by the predictor through autocast (see :meth:`semat.predictor.SEMatPredictor.forward_frame`)."""
+    by the predictor through autocast (see :meth:`semat.inference.predictor.SEMatPredictor.forward_frame`)."""
     return model.to(device=runtime.device).eval()

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from semat.errors import InputError
+
 if TYPE_CHECKING:  # pragma: no cover
     from semat.pipeline import MatteResult
 
@@ -49,7 +51,7 @@ class Background:
 
     def __post_init__(self) -> None:
         if self.kind not in BACKGROUND_KINDS:
-            raise ValueError(f"unknown background kind {self.kind!r}; choose one of {', '.join(BACKGROUND_KINDS)}")
+            raise InputError(f"unknown background kind {self.kind!r}; choose one of {', '.join(BACKGROUND_KINDS)}")
 
     @property
     def label(self) -> str:
@@ -95,7 +97,7 @@ def parse_background(spec: str | Background) -> Background:
     if m:
         sigma = float(m.group(1)) if m.group(1) else None
         if sigma is not None and sigma <= 0:
-            raise ValueError("blur strength must be positive, e.g. blur:15")
+            raise InputError("blur strength must be positive, e.g. blur:15")
         return Background("blur", blur_sigma=sigma)
     colour = parse_colour(s)
     if colour is not None:
@@ -103,7 +105,7 @@ def parse_background(spec: str | Background) -> Background:
     path = Path(s).expanduser()
     if path.is_file():
         return Background("image", image_path=str(path))
-    raise ValueError(f"background {s!r} is not 'transparent', 'checker', 'blur', a colour (#RRGGBB, "
+    raise InputError(f"background {s!r} is not 'transparent', 'checker', 'blur', a colour (#RRGGBB, "
                      f"R,G,B or one of {', '.join(sorted(NAMED_COLOURS))}) or an existing image file")
 
 
@@ -113,7 +115,7 @@ def parse_background(spec: str | Background) -> Background:
 def _check_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
+        raise InputError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
     return image
 
 
@@ -122,7 +124,7 @@ def _check_alpha(alpha: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.shape != tuple(hw):
-        raise ValueError(f"alpha has shape {a.shape}, expected {tuple(hw)} to match the image")
+        raise InputError(f"alpha has shape {a.shape}, expected {tuple(hw)} to match the image")
     if a.dtype == np.uint8:
         return a.astype(np.float32) / 255.0
     if a.dtype == np.uint16:
@@ -182,7 +184,7 @@ def rgba(image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None = N
     a = _check_alpha(alpha, image.shape[:2])
     colours = image if foreground is None else _check_image(foreground)
     if colours.shape != image.shape:
-        raise ValueError(f"foreground has shape {colours.shape}, expected {image.shape}")
+        raise InputError(f"foreground has shape {colours.shape}, expected {image.shape}")
     return np.dstack([colours, alpha_to_png8(a)])
 
 
@@ -240,12 +242,12 @@ def background_array(background: Background | str, image: np.ndarray,
         return blurred(image, bg.blur_sigma)
     if bg_image is None:
         if not bg.image_path:
-            raise ValueError("an image background needs a background image")
-        from semat.imageio import load_image
+            raise InputError("an image background needs a background image")
+        from semat.io.images import load_image
 
         bg_image = load_image(bg.image_path).rgb
     else:
-        from semat.imageio import load_image
+        from semat.io.images import load_image
 
         bg_image = load_image(bg_image, max_megapixels=None, name="background").rgb
     return fit_cover(bg_image, w, h)
@@ -332,7 +334,7 @@ def manifest(result: MatteResult, extra: dict | None = None) -> dict:
 def save_rgba_png(path: str | os.PathLike, image: np.ndarray, alpha: np.ndarray,
                   foreground_estimation: bool = True) -> Path:
     """Write the cut-out as an RGBA PNG (straight alpha, estimated foreground colours)."""
-    from semat.imageio import save_png
+    from semat.io.images import save_png
 
     fg = estimate_foreground(image, alpha) if foreground_estimation else None
     return save_png(path, rgba(image, alpha, fg))
@@ -340,10 +342,10 @@ def save_rgba_png(path: str | os.PathLike, image: np.ndarray, alpha: np.ndarray,
 
 def save_alpha_png(path: str | os.PathLike, alpha: np.ndarray, bits: int = 8) -> Path:
     """Write the alpha matte as an 8-bit or 16-bit grayscale PNG."""
-    from semat.imageio import save_png
+    from semat.io.images import save_png
 
     if bits not in (8, 16):
-        raise ValueError(f"alpha PNGs are 8 or 16 bit, not {bits}")
+        raise InputError(f"alpha PNGs are 8 or 16 bit, not {bits}")
     return save_png(path, alpha_to_png8(alpha) if bits == 8 else alpha_to_png16(alpha))
 
 
@@ -357,7 +359,7 @@ def write_zip(result: MatteResult, path: str | os.PathLike, manifest_extra: dict
     ``foreground``: an :func:`estimate_foreground` result for the union alpha, already computed
     (a single object's matte equals the union, so it is reused there too).
     """
-    from semat.imageio import encode_png
+    from semat.io.images import encode_png
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

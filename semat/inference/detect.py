@@ -1,7 +1,7 @@
 """Text → boxes with GroundingDINO (the transformers implementation, no custom CUDA op).
 
 ``TextDetector.from_pretrained("grounding-dino-tiny")`` (default; ``"grounding-dino-base"`` for
-the larger Swin-B model) fetches the model repository through :mod:`semat.weights` into the
+the larger Swin-B model) fetches the model repository through :mod:`semat.weights.hub` into the
 weights folder, like every other checkpoint. :meth:`TextDetector.detect` returns labelled,
 scored, de-duplicated boxes in original image pixels.
 
@@ -37,19 +37,13 @@ from typing import Any
 
 import numpy as np
 
+from semat.errors import InputError, NoDetectionError
+
 DETECTOR_NAMES = ("grounding-dino-tiny", "grounding-dino-base")
 DEFAULT_DETECTOR = "grounding-dino-tiny"
 # HF GroundingDINO hard-codes these token ids ([CLS], [SEP], '.', '?') for phrase splitting.
 SPECIAL_TOKEN_IDS = (101, 102, 1012, 1029)
 MAX_TEXT_TOKENS = 256
-
-
-class NoDetectionError(ValueError):
-    """The detector found nothing for the prompt; the message says what to change."""
-
-    def __init__(self, message: str, best_score: float | None = None):
-        super().__init__(message)
-        self.best_score = best_score
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,7 @@ def normalise_prompt(text: str) -> str:
     """The GroundingDINO form of a prompt: lower case, phrases joined by ``". "``, final ``"."``."""
     phrases = split_phrases(text)
     if not phrases:
-        raise ValueError("the text prompt is empty; type what to cut out, e.g. 'cat' or 'cat. dog.'")
+        raise InputError("the text prompt is empty; type what to cut out, e.g. 'cat' or 'cat. dog.'")
     return ". ".join(p.lower() for p in phrases) + "."
 
 
@@ -115,7 +109,7 @@ def deduplicate(detections: list[Detection], iou_threshold: float = 0.5, cross_l
 def _check_threshold(name: str, value: float) -> float:
     v = float(value)
     if not np.isfinite(v) or not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        raise InputError(f"{name} must be between 0 and 1, got {value!r}")
     return v
 
 
@@ -159,7 +153,7 @@ class TextDetector:
     """GroundingDINO wrapper: ``detect(image, "cat. dog.")`` → list of :class:`Detection`."""
 
     def __init__(self, model: Any, processor: Any, runtime: Any = None, name: str = ""):
-        from semat.device import Runtime, select_runtime
+        from semat.runtime import Runtime, select_runtime
 
         self.runtime: Runtime = runtime or select_runtime("cpu")
         self.model = model.to(self.runtime.device, self.runtime.dtype).eval()
@@ -176,8 +170,8 @@ class TextDetector:
         """Load ``grounding-dino-tiny`` / ``grounding-dino-base`` (registry names, also ``tiny``,
         ``base``, ``IDEA-Research/grounding-dino-*``) or a local folder in transformers format."""
         from semat._compat import import_torchvision
-        from semat.device import select_runtime
-        from semat.weights import resolve
+        from semat.runtime import select_runtime
+        from semat.weights.hub import resolve
 
         key = name.strip()
         if key in ("tiny", "base"):
@@ -185,7 +179,7 @@ class TextDetector:
         key = key.removeprefix("IDEA-Research/")
         folder = resolve(key, progress)
         if not folder.is_dir() or not (folder / "config.json").is_file():
-            raise ValueError(f"{name}: not a GroundingDINO model folder (config.json missing); "
+            raise InputError(f"{name}: not a GroundingDINO model folder (config.json missing); "
                              f"use one of {', '.join(DETECTOR_NAMES)} or a transformers-format folder")
         import_torchvision()
         from transformers import GroundingDinoForObjectDetection, GroundingDinoProcessor
@@ -219,7 +213,7 @@ class TextDetector:
             else BertTokenizer(vocab=str(vocab_file))
         ids = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", ".", "?"])
         if tuple(ids) != SPECIAL_TOKEN_IDS:
-            raise ValueError(f"{vocab_file}: [CLS] [SEP] . ? must have ids {SPECIAL_TOKEN_IDS}, got {tuple(ids)}")
+            raise InputError(f"{vocab_file}: [CLS] [SEP] . ? must have ids {SPECIAL_TOKEN_IDS}, got {tuple(ids)}")
         image_processor = GroundingDinoImageProcessor(
             size={"shortest_edge": image_size * 2 // 3, "longest_edge": image_size})
         processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
@@ -239,7 +233,7 @@ class TextDetector:
         t0 = time.perf_counter()
         inputs = self.processor(images=image, text=prompt, return_tensors="pt")
         if inputs["input_ids"].shape[1] > MAX_TEXT_TOKENS:
-            raise ValueError(f"the text prompt is too long ({inputs['input_ids'].shape[1]} tokens, "
+            raise InputError(f"the text prompt is too long ({inputs['input_ids'].shape[1]} tokens, "
                              f"at most {MAX_TEXT_TOKENS}); use fewer or shorter phrases")
         inputs = {k: v.to(self.runtime.device) for k, v in inputs.items()}
         inputs["pixel_values"] = inputs["pixel_values"].to(self.runtime.dtype)
@@ -267,7 +261,7 @@ class TextDetector:
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
+            raise InputError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
         _check_threshold("box threshold", box_threshold)  # fail before the (slow) forward
         _check_threshold("text threshold", text_threshold)
         probs, boxes, ids = self.raw_scores(image, text)

@@ -1,0 +1,90 @@
+"""Every ``SEMAT_*`` environment variable, read in one place.
+
+:meth:`Settings.from_env` reads them all at call time (never at import), so a long-running app
+or a test that sets a variable sees the new value. Each field's metadata names its variable and
+documents it; the README's table of variables is checked against :func:`variables` by a test.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from semat.errors import InputError
+
+__all__ = ["Settings", "SettingsError", "variables"]
+
+
+class SettingsError(InputError):
+    """A ``SEMAT_*`` variable holds a value that cannot be used."""
+
+    title = "Bad setting"
+
+
+def _var(env: str, default: object, doc: str, lo: float | None = None, hi: float | None = None):
+    return field(default=default, metadata={"env": env, "doc": doc, "lo": lo, "hi": hi})
+
+
+@dataclass(frozen=True)
+class Settings:
+    test_models: bool = _var("SEMAT_TEST_MODELS", False,
+                             "`tiny`: tiny random-weight models everywhere (tests, UI work); never the default")
+    weights_dir: str = _var("SEMAT_WEIGHTS_DIR", "weights",
+                             "folder searched for weights before the Hugging Face cache")
+    device: str = _var("SEMAT_DEVICE", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`")
+    dtype: str = _var("SEMAT_DTYPE", "", "`float32`, `bfloat16` or `float16` (empty: the default)")
+    malloc_tune: bool = _var("SEMAT_MALLOC_TUNE", True,
+                             "`0` keeps glibc's default of returning large freed blocks to the OS (CPU)")
+    detector: str = _var("SEMAT_DETECTOR", "", "text→box detector (registry name or a local folder)")
+    max_megapixels: float = _var("SEMAT_MAX_MEGAPIXELS", 12.0,
+                                 "larger images are downscaled to this many megapixels, with a notice", 0.01)
+    max_input_megapixels: float = _var("SEMAT_MAX_INPUT_MEGAPIXELS", 178.957,
+                                       "images above this size are refused before decoding", 0.01)
+    max_boxes: int = _var("SEMAT_MAX_BOXES", 16, "objects matted per request", 1, 256)
+    preload: str = _var("SEMAT_PRELOAD", "",
+                        "`all`, `default` or `none`: load models at start-up (empty: `all` on ZeroGPU)")
+    max_loaded_variants: int = _var("SEMAT_MAX_LOADED_VARIANTS", 3, "SEMat checkpoints kept in memory", 1, 3)
+    concurrency: int = _var("SEMAT_CONCURRENCY", 1, "model events run at once by the app", 1, 64)
+    queue_size: int = _var("SEMAT_QUEUE_SIZE", 32, "requests waiting in the app's queue before "
+                                                   "'Queue is full'", 1, 10_000)
+    max_upload: str = _var("SEMAT_MAX_UPLOAD", "50mb", "largest upload the app accepts (Gradio size string)")
+    session_capacity: int = _var("SEMAT_SESSION_CAPACITY", 200, "browser sessions whose state is kept",
+                                 1, 100_000)
+    output_dir: str = _var("SEMAT_UI_OUTPUT_DIR", "",
+                            "where the app writes its result files (empty: a folder in the temp dir)")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(f.name, f.metadata, type(f.default), raw.strip())
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, meta: Mapping[str, object], kind: type, raw: str) -> object:
+    env = meta["env"]
+    if name == "test_models":
+        return raw.lower() == "tiny"
+    if kind is bool:
+        return raw.lower() not in ("0", "false", "no", "off")
+    if kind is str:
+        return raw
+    try:
+        value = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
+    except ValueError:
+        raise SettingsError(f"{env}={raw[:40]!r} is not a {'whole ' if kind is int else ''}number") from None
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise SettingsError(f"{env}={raw[:40]!r} must be between {lo:g} and {hi if hi is not None else '∞'}")
+    return value
+
+
+def variables() -> dict[str, str]:
+    """Variable name → its documentation (for the README table)."""
+    return {f.metadata["env"]: f.metadata["doc"] for f in fields(Settings)}
