@@ -58,8 +58,8 @@ Wiring (keyboard text fields kept in sync both ways; :func:`demo` runs exactly t
 
     canvas = PromptCanvas(max_boxes=16)
     boxes_tb, points_tb = gr.Textbox(label="Boxes", lines=3), gr.Textbox(label="Points", lines=3)
-    # canvas -> text: in the browser only, no request per click
-    canvas.change(None, canvas, [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)
+    # canvas -> text: in the browser only, no request per click (a focused field is left alone)
+    canvas.change(None, [canvas, boxes_tb, points_tb], [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)
     # text -> canvas: when the user presses Enter or leaves the field (a light Python handler)
     for ev in (boxes_tb.submit, boxes_tb.blur, points_tb.submit, points_tb.blur):
         ev(lambda v, b, p: canvas_from_text(v, b, p), [canvas, boxes_tb, points_tb], canvas)
@@ -166,15 +166,19 @@ def _checked_template(text: str, name: str) -> str:
     return text
 
 
-#: ``js=`` for ``canvas.change(None, canvas, [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)``: the
-#: ticked boxes as "x1, y1, x2, y2" lines and the points as "x, y, label" lines, in the browser.
-CANVAS_TO_TEXT_JS = """(v) => {
+#: ``js=`` for ``canvas.change(None, [canvas, boxes_tb, points_tb], [boxes_tb, points_tb],
+#: js=CANVAS_TO_TEXT_JS)``: the ticked boxes as "x1, y1, x2, y2" lines and the points as
+#: "x, y, label" lines, computed in the browser. A field the user is typing in (it has the focus)
+#: keeps its text: it is applied when they press Enter or leave it.
+CANVAS_TO_TEXT_JS = """(v, b, p) => {
   const f = (n) => { n = Number(n); const r = Math.round(n); return Math.abs(n - r) < 1e-6 ? String(r) : n.toFixed(1); };
   if (typeof v === "string") { try { v = v ? JSON.parse(v) : null; } catch (e) { v = null; } }
   const boxes = v && Array.isArray(v.boxes) ? v.boxes : [], points = v && Array.isArray(v.points) ? v.points : [];
-  const on = (b) => !(b.length > 4 && b[4] && typeof b[4] === "object" && b[4].enabled === false);
-  return [boxes.filter(on).map((b) => b.slice(0, 4).map(f).join(", ")).join("\\n"),
-          points.map((p) => f(p[0]) + ", " + f(p[1]) + ", " + (p.length > 2 && !p[2] ? 0 : 1)).join("\\n")];
+  const on = (x) => !(x.length > 4 && x[4] && typeof x[4] === "object" && x[4].enabled === false);
+  const bt = boxes.filter(on).map((x) => x.slice(0, 4).map(f).join(", ")).join("\\n");
+  const pt = points.map((x) => f(x[0]) + ", " + f(x[1]) + ", " + (x.length > 2 && !x[2] ? 0 : 1)).join("\\n");
+  const a = document.activeElement, typing = a && /^(TEXTAREA|INPUT)$/.test(a.tagName) ? a.value : null;
+  return [typeof b === "string" && b === typing ? b : bt, typeof p === "string" && p === typing ? p : pt];
 }"""
 
 
@@ -844,7 +848,7 @@ def demo(width: int = 4000, height: int = 3000) -> gr.Blocks:
                                    interactive=False, max_lines=3)
         picked = gr.Textbox(label="Selected object (select event)", elem_id="picked", interactive=False)
 
-        canvas.change(None, canvas, [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)
+        canvas.change(None, [canvas, boxes_tb, points_tb], [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)
         for ev in (boxes_tb.submit, boxes_tb.blur, points_tb.submit, points_tb.blur):
             ev(from_text, [canvas, boxes_tb, points_tb], [canvas, note])
         canvas.upload(load_upload, None, canvas)
