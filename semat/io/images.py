@@ -2,7 +2,22 @@
 
 :func:`load_image` turns whatever a user hands over (a path, raw bytes, a PIL image, a NumPy
 array) into one predictable thing: an ``HxWx3`` ``uint8`` RGB array plus notices the UI can
-show. The rules:
+show. :func:`load_image_data_url` does the same for a ``data:image/...;base64,`` URL, with the
+same limits (``load_image`` itself takes paths, never URLs: which kinds of input a caller
+accepts from where is the caller's decision, and a string is never silently a URL). The rules:
+
+* **Limits, before decoding**, read at call time from :class:`semat.settings.Settings`:
+
+  - **bytes**: encoded input (a file, bytes, a data: URL) above ``max_bytes`` (default
+    ``SEMAT_MAX_UPLOAD``, a Gradio size string such as ``50mb``, see :func:`parse_size`) is
+    refused, so the app's upload cap also covers images that arrive another way (a ``data:``
+    URL inside an API call, a file path);
+  - **pixels**: the size is read from the file's header (Pillow opens lazily) and images above
+    ``SEMAT_MAX_INPUT_MEGAPIXELS`` are refused without being decoded; Pillow's own
+    ``DecompressionBombError`` ends the same way;
+  - **shape**: :func:`semat.validate.check_size` (at least ``MIN_SIDE`` px a side, at most
+    ``MAX_ASPECT``:1), on the header too, so a 1×1 or a 1×10000 image is refused with one
+    message on every path (path, bytes, PIL image, array).
 
 * **EXIF orientation** is applied (phone photos come out upright), then the tag is dropped.
 * **Modes**: ``1``/``L``/``P`` → RGB; ``I;16*``/``I``/``F`` (16-bit, 32-bit and float gray)
@@ -13,49 +28,59 @@ show. The rules:
   **white**, the way image viewers show such files, and a notice says so. Keeping the hidden
   RGB under alpha=0 would feed arbitrary (often black) colours to the matting model.
 * **Multi-frame** files (GIF, APNG, TIFF pages) use the first frame, with a notice.
-* **Decompression-bomb guard**: the pixel count is read from the header *before* decoding.
-  Files above :data:`MAX_INPUT_MEGAPIXELS` (``SEMAT_MAX_INPUT_MEGAPIXELS``, default 178.9 MP,
-  Pillow's own hard limit) are refused with :class:`ImageInputError`; Pillow's
-  ``DecompressionBombError`` ends the same way.
-* **Megapixel cap**: images above ``max_megapixels`` (default :data:`DEFAULT_MAX_MEGAPIXELS`,
-  ``SEMAT_MAX_MEGAPIXELS``, 12 MP) are downscaled (area-averaging, aspect kept; JPEGs are
-  decoded at reduced scale first) and a notice names the old and new size.
-* **Bad files** (missing, empty, not an image, truncated/corrupt) raise
-  :class:`ImageInputError` with one line that names the file.
+* **Megapixel cap**: images above ``max_megapixels`` (default ``SEMAT_MAX_MEGAPIXELS``, 12 MP)
+  are downscaled (area-averaging, aspect kept; JPEGs are decoded at reduced scale first) and a
+  notice names the old and new size.
+* **Bad files** raise :class:`ImageInputError` with one line that names the input (clipped to
+  :data:`semat.errors.MAX_ECHO` characters). For a **path**, every reason it cannot be opened
+  as an image (absent, a folder or other non-file, unreadable, empty, not an image format)
+  gives the *same* message, ``<name> cannot be read as an image ...``, so messages never tell
+  a caller whether some server path exists; once the file is known to be an image, messages
+  are specific (truncated, too large, ...).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import enum
 import io
 import math
 import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from semat.errors import ImageInputError, InputError
+from semat.errors import ImageInputError, InputError, clip_text
+from semat.settings import Settings
+from semat.validate import check_size
+
+__all__ = [
+    "DEFAULT_MAX_MEGAPIXELS", "FROM_SETTINGS", "MAX_INPUT_MEGAPIXELS", "ImageInputError", "LoadedImage",
+    "encode_png", "fit_size", "is_data_url", "load_image", "load_image_data_url", "max_bytes_from_env",
+    "max_input_megapixels_from_env", "max_megapixels_from_env", "parse_size", "read_png", "save_png",
+    "to_pil",
+]
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{name}={raw!r} must be a positive number")
-    return value
+class _Default(enum.Enum):
+    FROM_SETTINGS = "from settings"
 
 
-DEFAULT_MAX_MEGAPIXELS: float = _env_float("SEMAT_MAX_MEGAPIXELS", 12.0)
-#: Hard limit checked on the header before any decoding (decompression-bomb guard).
-MAX_INPUT_MEGAPIXELS: float = _env_float("SEMAT_MAX_INPUT_MEGAPIXELS", 2 * 89_478_485 / 1e6)
+#: Default of ``max_megapixels`` / ``max_bytes``: the current ``SEMAT_*`` setting, read per call.
+FROM_SETTINGS = _Default.FROM_SETTINGS
+
+#: Built-in defaults (the environment is read per call, never at import).
+DEFAULT_MAX_MEGAPIXELS: float = Settings().max_megapixels
+MAX_INPUT_MEGAPIXELS: float = Settings().max_input_megapixels
+
+_SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
+
 
 @dataclass
 class LoadedImage:
@@ -76,85 +101,221 @@ class LoadedImage:
         return self.size != self.original_size
 
 
+# ---------------------------------------------------------------------------------- settings
+
+
 def max_megapixels_from_env() -> float:
     """The current ``SEMAT_MAX_MEGAPIXELS`` (read at call time, for long-running apps)."""
-    return _env_float("SEMAT_MAX_MEGAPIXELS", DEFAULT_MAX_MEGAPIXELS)
+    return Settings.from_env().max_megapixels
 
 
-def load_image(src: Any, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
-               name: str | None = None) -> LoadedImage:
+def max_input_megapixels_from_env() -> float:
+    """The current ``SEMAT_MAX_INPUT_MEGAPIXELS``: larger images are refused before decoding."""
+    return Settings.from_env().max_input_megapixels
+
+
+def parse_size(size: str | int, what: str = "SEMAT_MAX_UPLOAD") -> int:
+    """Bytes of a Gradio size string (``"50mb"``, ``"1 gb"``, ``"200kb"``, ``"123b"``; units are
+    powers of 1024, case and spaces ignored) or an int, the way Gradio's ``max_file_size`` reads it."""
+    if isinstance(size, bool):
+        raise InputError(f"{what}={size!r} is not a size like 50mb")
+    if isinstance(size, int):
+        if size < 0:
+            raise InputError(f"{what}={size} must not be negative")
+        return size
+    text = str(size).replace(" ", "")
+    digits = len(text) - len(text.lstrip("0123456789"))
+    unit = text[digits:].upper()
+    if digits == 0 or unit not in _SIZE_UNITS:
+        raise InputError(f"{what}={clip_text(size, 40)} is not a size like 50mb (a whole number, then b, kb, mb, "
+                         "gb or tb)")
+    return int(text[:digits]) * _SIZE_UNITS[unit]
+
+
+def max_bytes_from_env() -> int:
+    """The current byte cap for encoded images: ``SEMAT_MAX_UPLOAD`` (default ``50mb``)."""
+    return parse_size(Settings.from_env().max_upload)
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit, scale in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("kB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_megapixels: float | None
+    max_bytes: int | None
+    max_input_megapixels: float
+
+
+def _limits(max_megapixels: float | _Default | None, max_bytes: int | _Default | None) -> _Limits:
+    settings = Settings.from_env()
+    mp = settings.max_megapixels if max_megapixels is FROM_SETTINGS else max_megapixels
+    if mp is not None and (isinstance(mp, bool) or not isinstance(mp, (int, float)) or not math.isfinite(mp)
+                           or mp <= 0):
+        raise InputError(f"max_megapixels must be a positive number, got {clip_text(mp)}")
+    nb = parse_size(settings.max_upload) if max_bytes is FROM_SETTINGS else max_bytes
+    if nb is not None and (isinstance(nb, bool) or not isinstance(nb, int) or nb <= 0):
+        raise InputError(f"max_bytes must be a positive whole number, got {clip_text(nb)}")
+    return _Limits(None if mp is None else float(mp), nb, settings.max_input_megapixels)
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def load_image(src: Any, max_megapixels: float | _Default | None = FROM_SETTINGS,
+               name: str | None = None, *, max_bytes: int | _Default | None = FROM_SETTINGS) -> LoadedImage:
     """Load and normalise ``src`` (path, bytes, PIL image or array) to RGB ``uint8``.
 
-    ``max_megapixels=None`` disables the downscale (the bomb guard still applies).
+    ``max_megapixels``: downscale above this many megapixels (default ``SEMAT_MAX_MEGAPIXELS``;
+    None: never). ``max_bytes``: refuse encoded input (a file, bytes) larger than this (default
+    ``SEMAT_MAX_UPLOAD``; None: no cap). The pixel and shape limits always apply.
     """
-    if max_megapixels is not None and (not math.isfinite(max_megapixels) or max_megapixels <= 0):
-        raise InputError(f"max_megapixels must be a positive number, got {max_megapixels!r}")
+    limits = _limits(max_megapixels, max_bytes)
     if isinstance(src, np.ndarray):
-        label = name or "image"
-        rgb, notices = _array_to_rgb(src, label)
+        label = clip_text(name or "image")
+        a = _check_array_shape(src, label)
+        _check_header(a.shape[1], a.shape[0], label, limits)
+        rgb, notices = _array_to_rgb(a, label)
         h, w = rgb.shape[:2]
-        _check_bomb(w, h, label)
-        rgb, more = _cap(rgb, max_megapixels, label)
+        rgb, more = _cap(rgb, limits.max_megapixels, label)
         return LoadedImage(rgb, (w, h), notices + more, label)
     if isinstance(src, Image.Image):
-        return _from_pil(src, name or (Path(src.filename).name if getattr(src, "filename", "") else "image"),
-                         max_megapixels)
+        default = Path(src.filename).name if isinstance(getattr(src, "filename", None), str) and src.filename \
+            else "image"
+        return _from_pil(src, clip_text(name or default), limits)
     if isinstance(src, (bytes, bytearray, memoryview)):
-        label = name or "image"
-        if len(src) == 0:
+        label = clip_text(name or "image")
+        size = memoryview(src).nbytes
+        if size == 0:
             raise ImageInputError(f"{label} is empty (0 bytes)")
-        return _open_and_load(io.BytesIO(bytes(src)), label, max_megapixels)
+        _check_bytes(size, label, limits)
+        img = _open(io.BytesIO(bytes(src)), label,
+                    unidentified=f"{label} is not an image file (unknown or unsupported format)")
+        return _from_pil(img, label, limits)
     if isinstance(src, (str, os.PathLike)):
-        path = Path(src).expanduser()
-        label = name or path.name or str(path)
-        if not path.exists():
-            raise ImageInputError(f"{label}: no such file ({path})")
-        if path.is_dir():
-            raise ImageInputError(f"{label} is a folder, not an image file")
-        if path.stat().st_size == 0:
-            raise ImageInputError(f"{label} is empty (0 bytes)")
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise ImageInputError(f"{label} cannot be read ({exc.strerror or exc})") from exc
-        return _open_and_load(io.BytesIO(data), label, max_megapixels)
+        return _load_path(src, name, limits)
     raise ImageInputError(f"unsupported image input of type {type(src).__name__}")
 
 
-def _check_bomb(w: int, h: int, label: str) -> None:
-    limit = _env_float("SEMAT_MAX_INPUT_MEGAPIXELS", MAX_INPUT_MEGAPIXELS)
+def _load_path(src: str | os.PathLike, name: str | None, limits: _Limits) -> LoadedImage:
+    text = os.fspath(src)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if is_data_url(text):
+        raise ImageInputError(f"{clip_text(name or text)} is a data: URL, not a file path; send it as an "
+                              "upload (or decode it with load_image_data_url)")
+    path = Path(text).expanduser()
+    label = clip_text(name or path.name or text)
+    unreadable = f"{label} cannot be read as an image (no such file, not readable, or not an image file)"
+    try:  # O_NONBLOCK: a FIFO opens at once (and is refused below) instead of hanging
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):  # absent, no permission, name too long, NUL byte, ...
+        raise ImageInputError(unreadable) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            raise ImageInputError(unreadable)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        img = _open(f, label, unidentified=unreadable)
+        _check_bytes(st.st_size, label, limits)  # only for files known to be images (no oracle)
+        return _from_pil(img, label, limits)
+
+
+def is_data_url(value: object) -> bool:
+    """True for a string that starts like a ``data:`` URL (case-insensitive)."""
+    return isinstance(value, str) and value[:5].lower() == "data:"
+
+
+def load_image_data_url(url: str, max_megapixels: float | _Default | None = FROM_SETTINGS,
+                        name: str | None = None, *,
+                        max_bytes: int | _Default | None = FROM_SETTINGS) -> LoadedImage:
+    """Decode a ``data:image/<type>[;...];base64,<payload>`` URL with :func:`load_image`'s limits.
+
+    The byte cap is checked on the payload's length *before* base64 decoding, so an oversized
+    URL costs nothing; other media types and non-base64 URLs are refused.
+    """
+    limits = _limits(max_megapixels, max_bytes)
+    label = clip_text(name or "image")
+    if not is_data_url(url):
+        raise ImageInputError(f"{label}: expected a data:image/...;base64,... URL, got {clip_text(url, 40)}")
+    comma = url.find(",", 0, 1024)
+    header = url[5:comma] if comma >= 0 else ""
+    params = [p.strip().lower() for p in header.split(";")]
+    if comma < 0 or params[-1] != "base64":
+        raise ImageInputError(f"{label}: only base64 data: URLs are accepted (data:image/png;base64,...)")
+    if params[0] and not params[0].startswith("image/"):
+        raise ImageInputError(f"{label} is a data: URL of {clip_text(params[0], 40)}, not an image")
+    payload = url[comma + 1:]
+    decoded_max = len(payload) * 3 // 4
+    if limits.max_bytes is not None and decoded_max - 2 > limits.max_bytes:
+        _check_bytes(decoded_max, label, limits)
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        try:  # line breaks inside the payload are common in hand-made URLs
+            data = base64.b64decode("".join(payload.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ImageInputError(f"{label}: the data: URL's payload is not valid base64") from None
+    return load_image(data, limits.max_megapixels, label, max_bytes=limits.max_bytes)
+
+
+# ------------------------------------------------------------------------------------ limits
+
+
+def _check_bytes(size: int, label: str, limits: _Limits) -> None:
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        raise ImageInputError(f"{label} is {_fmt_bytes(size)}, above the {_fmt_bytes(limits.max_bytes)} limit for "
+                              "images (SEMAT_MAX_UPLOAD); send a smaller file")
+
+
+def _check_header(w: int, h: int, label: str, limits: _Limits) -> None:
+    """The pixel cap and the size rules, on a size read from the header (before decoding)."""
     if w <= 0 or h <= 0:
         raise ImageInputError(f"{label} has no pixels ({w}×{h})")
+    limit = limits.max_input_megapixels
     if w * h > limit * 1e6:
         raise ImageInputError(
-            f"{label} is {w}×{h} ({w * h / 1e6:.0f} MP), above the {limit:.0f} MP safety limit "
-            "(possible decompression bomb); resize it first or raise SEMAT_MAX_INPUT_MEGAPIXELS")
+            f"{label} is {w}×{h} px ({w * h / 1e6:.0f} MP), above the {limit:g} MP safety limit for input "
+            "images (a possible decompression bomb); resize it first or raise SEMAT_MAX_INPUT_MEGAPIXELS")
+    check_size(w, h, name=label)
 
 
-def _open_and_load(fp: io.BytesIO, label: str, max_megapixels: float | None) -> LoadedImage:
+def _bomb_message(label: str) -> str:
+    return (f"{label} is refused as a possible decompression bomb: its header claims more pixels than "
+            f"Pillow's limit ({2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP); resize it first")
+
+
+def _open(fp: IO[bytes], label: str, *, unidentified: str) -> Image.Image:
+    """Pillow's lazy open: reads the header only."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(fp)
+            return Image.open(fp)
     except Image.DecompressionBombError as exc:
-        raise ImageInputError(f"{label} is refused as a possible decompression bomb ({exc})") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageInputError(f"{label} is not an image file (unknown or unsupported format)") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageInputError(_bomb_message(label)) from exc
+    except UnidentifiedImageError:
+        raise ImageInputError(unidentified) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageInputError(f"{label} is not a readable image ({_short(exc)})") from exc
-    return _from_pil(img, label, max_megapixels)
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+    return clip_text(" ".join(str(exc).split()) or type(exc).__name__, 160)
 
 
-def _from_pil(img: Image.Image, label: str, max_megapixels: float | None) -> LoadedImage:
+def _from_pil(img: Image.Image, label: str, limits: _Limits) -> LoadedImage:
+    max_megapixels = limits.max_megapixels
     notices: list[str] = []
     w0, h0 = img.size
-    _check_bomb(w0, h0, label)
+    _check_header(w0, h0, label, limits)  # before load(): nothing is decoded yet
     frames = getattr(img, "n_frames", 1)
     if frames > 1:
         notices.append(f"{label} has {frames} frames; using the first one")
@@ -168,7 +329,7 @@ def _from_pil(img: Image.Image, label: str, max_megapixels: float | None) -> Loa
             img.load()
             oriented = ImageOps.exif_transpose(img)
     except Image.DecompressionBombError as exc:
-        raise ImageInputError(f"{label} is refused as a possible decompression bomb ({exc})") from exc
+        raise ImageInputError(_bomb_message(label)) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageInputError(f"{label} is corrupt or truncated ({_short(exc)})") from exc
     if oriented is not None and oriented is not img:
@@ -272,8 +433,7 @@ def _cmyk_to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _array_to_rgb(arr: np.ndarray, label: str) -> tuple[np.ndarray, list[str]]:
-    notices: list[str] = []
+def _check_array_shape(arr: np.ndarray, label: str) -> np.ndarray:
     a = np.asarray(arr)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
@@ -281,6 +441,12 @@ def _array_to_rgb(arr: np.ndarray, label: str) -> tuple[np.ndarray, list[str]]:
         raise ImageInputError(f"{label}: expected an HxW, HxWx3 or HxWx4 array, got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageInputError(f"{label} has no pixels (shape {a.shape})")
+    return a
+
+
+def _array_to_rgb(arr: np.ndarray, label: str) -> tuple[np.ndarray, list[str]]:
+    notices: list[str] = []
+    a = _check_array_shape(arr, label)
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
     if a.dtype == np.uint8:
