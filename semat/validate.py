@@ -67,11 +67,11 @@ def as_rgb(image: Any, *, name: str = "image") -> np.ndarray:
 def check_image(image: Any, *, name: str = "image") -> np.ndarray:
     """An ``HxWx3`` ``uint8`` RGB array within the size rules; returned C-contiguous."""
     if not isinstance(image, np.ndarray):
-        raise ImageInputError(f"{name}: expected an HxWx3 uint8 RGB array, got {type(image).__name__}")
+        raise ImageInputError(f"{name}: expected an RGB uint8 array (HxWx3), got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ImageInputError(f"{name}: expected an HxWx3 RGB array, got shape {tuple(image.shape)}")
+        raise ImageInputError(f"{name}: expected an RGB uint8 array (HxWx3), got shape {tuple(image.shape)}")
     if image.dtype != np.uint8:
-        raise ImageInputError(f"{name}: expected a uint8 RGB array, got dtype {image.dtype}")
+        raise ImageInputError(f"{name}: expected an RGB uint8 array (HxWx3), got dtype {image.dtype}")
     check_size(image.shape[1], image.shape[0], name=name)
     return np.ascontiguousarray(image)
 
@@ -79,10 +79,10 @@ def check_image(image: Any, *, name: str = "image") -> np.ndarray:
 def check_size(width: int, height: int, *, name: str = "image") -> None:
     """The size rules alone (also used on an image header before decoding)."""
     if min(width, height) < MIN_SIDE:
-        raise ImageInputError(f"{name} is {width}×{height} px; images need at least {MIN_SIDE} px on each "
+        raise ImageInputError(f"{name} is {width}x{height} px; images need at least {MIN_SIDE} px on each "
                               "side")
     if max(width, height) / min(width, height) > MAX_ASPECT:
-        raise ImageInputError(f"{name} is {width}×{height} px, more elongated than {MAX_ASPECT:g}:1; "
+        raise ImageInputError(f"{name} is {width}x{height} px, more elongated than {MAX_ASPECT:g}:1; "
                               "crop it closer to the object")
 
 
@@ -98,7 +98,8 @@ def _fmt_box(box: Iterable[float]) -> str:
 
 
 def check_boxes(boxes: Any, image_hw: tuple[int, int], *, max_boxes: int | None = DEFAULT_MAX_BOXES,
-                notices: list[str] | None = None, allow_empty: bool = False) -> np.ndarray:
+                notices: list[str] | None = None, allow_empty: bool = False,
+                dedupe: bool = True) -> np.ndarray:
     """Boxes (``[N,4]`` array-like, or one box) checked against an ``(H, W)`` image.
 
     Returns float64 ``[N,4]``: partly-outside boxes clipped, duplicates merged (a notice for each
@@ -129,12 +130,12 @@ def check_boxes(boxes: Any, image_hw: tuple[int, int], *, max_boxes: int | None 
             raise BoxError(f"{label} has zero area")
         cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h))
         if cx2 - cx1 <= 0 or cy2 - cy1 <= 0:
-            raise BoxError(f"{label} lies outside the {w}×{h} image")
+            raise BoxError(f"{label} lies outside the {w}x{h} image")
         if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2) and notices is not None:
-            notices.append(f"{label} reaches past the {w}×{h} image; clipped to "
+            notices.append(f"{label} reaches past the {w}x{h} image; clipped to "
                            f"{_fmt_box((cx1, cy1, cx2, cy2))}")
         key = tuple(round(v, 3) for v in (cx1, cy1, cx2, cy2))
-        if key in seen:
+        if dedupe and key in seen:
             dupes += 1
             continue
         seen.add(key)
@@ -170,7 +171,7 @@ def check_points(points: Any, image_hw: tuple[int, int], *, max_points: int = MA
         if lab_f not in (0.0, 1.0):
             raise PointError(f"point {i}: label must be 1 (include) or 0 (exclude), got {clip_text(vals[2])}")
         if not (0 <= x <= w and 0 <= y <= h):
-            raise PointError(f"point {i} ({_fmt(x)}, {_fmt(y)}) lies outside the {w}×{h} image")
+            raise PointError(f"point {i} ({_fmt(x)}, {_fmt(y)}) lies outside the {w}x{h} image")
         out.append((x, y, int(lab_f)))
     if len(out) > max_points:
         raise PointError(f"too many points ({len(out)}; the limit is {max_points})")

@@ -147,8 +147,7 @@ def test_points_with_box(tiny_predictor: SEMatPredictor) -> None:
 
 @pytest.mark.parametrize(("box", "message"), [
     ([700, 10, 800, 50], "outside"),
-    ([-5, 10, 50, 50], "outside"),
-    ([10, 10, 50, 121], "outside"),
+    ([-50, 10, 0, 50], "outside"),
     ([10, 10, 10, 50], "zero area"),
     ([10, 30, 50, 30], "zero area"),
     ([50, 10, 10, 50], "reversed"),
@@ -160,6 +159,14 @@ def test_bad_boxes(tiny_predictor: SEMatPredictor, box, message: str) -> None:
     with pytest.raises(BoxError, match=message) as info:
         tiny_predictor.predict(_image(), [box])
     assert "\n" not in str(info.value)
+
+
+def test_boxes_partly_outside_are_clipped_with_a_notice() -> None:
+    """The one box rule (semat.validate): clip a partial overlap, refuse only no overlap."""
+    notices: list[str] = []
+    out = validate_boxes([[-5, 10, 50, 50], [10, 10, 50, 121]], (120, 160), notices)
+    np.testing.assert_array_equal(out, [[0, 10, 50, 50], [10, 10, 50, 120]])
+    assert len(notices) == 2 and all("clipped" in n for n in notices)
 
 
 def test_validate_boxes_accepts_flat_box() -> None:

@@ -10,11 +10,10 @@ import torch
 
 from semat.inference.sghm import (
     DEFAULT_MAX_SIDE,
-    HumanMatter,
+    HumanPredictor,
     HumanResult,
     _tile_runs,
     convert_state_dict,
-    default_human_matter,
     network_size,
 )
 from semat.models.sghm import SGHM, SGHMConfig, fold_spectral_norm
@@ -68,8 +67,8 @@ def test_spectral_norm_fold_is_eval_mode_sigma():
 
 @pytest.mark.parametrize("hw", [(128, 192), (64, 64)])
 def test_fused_model_equals_unfused(hw):
-    ref = HumanMatter.tiny(fuse=False).model
-    fused = HumanMatter.tiny(fuse=False).model.fuse_(channels_last=True)
+    ref = HumanPredictor.tiny(fuse=False).model
+    fused = HumanPredictor.tiny(fuse=False).model.fuse_(channels_last=True)
     x = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         a, b = ref(x), fused(x.contiguous(memory_format=torch.channels_last))
@@ -110,7 +109,7 @@ def test_tile_runs_cover_region_and_merge_neighbours():
 
 
 def test_tiled_os1_equals_full_os1_on_the_region():
-    matter = HumanMatter.tiny()
+    matter = HumanPredictor.tiny()
     x = torch.rand(1, 3, 256, 320, generator=torch.Generator().manual_seed(3))
     rs = np.random.RandomState(0)
     region = np.zeros((256, 320), bool)
@@ -128,7 +127,7 @@ def test_tiled_os1_equals_full_os1_on_the_region():
 
 
 def test_banded_shortcut0_equals_whole():
-    model = HumanMatter.tiny().model
+    model = HumanPredictor.tiny().model
     x = torch.rand(1, 3, 192, 128, generator=torch.Generator().manual_seed(4))
     mask = (torch.rand(1, 1, 192, 128, generator=torch.Generator().manual_seed(5)) > 0.3).float()
     with torch.inference_mode():
@@ -136,7 +135,7 @@ def test_banded_shortcut0_equals_whole():
 
 
 def test_predict_contract_and_lazy_equals_full():
-    matter = HumanMatter.tiny()
+    matter = HumanPredictor.tiny()
     image = np.random.RandomState(0).randint(0, 256, (90, 70, 3), dtype=np.uint8)
     res = matter.predict(image)
     assert isinstance(res, HumanResult)
@@ -157,7 +156,7 @@ def test_fusion_follows_the_reference_rule():
     """Fused alpha = OS8 away from the uncertain band, OS4/OS1 inside it (spec §1.4 / §8.6)."""
     import cv2
 
-    matter = HumanMatter.tiny()
+    matter = HumanPredictor.tiny()
     image = np.random.RandomState(1).randint(0, 256, (128, 192, 3), dtype=np.uint8)
     d = matter.predict(image, return_debug=True).debug
     a = d["alpha_os8"].copy()
@@ -174,7 +173,7 @@ def test_fusion_follows_the_reference_rule():
 
 
 def test_bad_images_raise_value_error():
-    matter = HumanMatter.tiny()
+    matter = HumanPredictor.tiny()
     with pytest.raises(ValueError):
         matter.predict(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError):
@@ -184,11 +183,9 @@ def test_bad_images_raise_value_error():
     assert matter.predict(np.zeros((40, 30), np.uint8)).alpha.shape == (40, 30)  # gray is accepted
 
 
-def test_default_human_matter_honours_test_models(monkeypatch):
+def test_registry_human_model_honours_test_models(monkeypatch):
+    from semat import registry
+
     monkeypatch.setenv("SEMAT_TEST_MODELS", "tiny")
-    default_human_matter.cache_clear()
-    try:
-        matter = default_human_matter()
-        assert matter.model.cfg == SGHMConfig.tiny()
-    finally:
-        default_human_matter.cache_clear()
+    matter = registry.load(registry.default("human"))
+    assert isinstance(matter, HumanPredictor) and matter.model.cfg == SGHMConfig.tiny()

@@ -106,12 +106,12 @@ class Services:
     def human(self):
         with self._lock:
             if self._human is None:
-                from semat.inference.sghm import HumanMatter, default_human_matter
+                from semat.inference.sghm import HumanPredictor, default_human_matter
 
                 if test_mode():
                     self._human = default_human_matter()
                 else:
-                    self._human = HumanMatter.from_pretrained(progress=self._forward_progress)
+                    self._human = HumanPredictor.from_pretrained(progress=self._forward_progress)
             return self._human
 
     def preload(self, variants: list[str]) -> None:

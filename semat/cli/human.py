@@ -16,8 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from semat.errors import InputError
-from semat.weights.hub import tiny_models_requested
+from semat.cli.common import add_runtime_arguments, human_from_args, max_side_of
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -39,9 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-side", type=int, default=None,
                    help="cap on the longer network side (default 2560; 0 = no cap, as the reference)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="compute precision (default float32)")
+    add_runtime_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -82,27 +79,6 @@ def _find_gt(gt_dir: Path, stem: str) -> Path | None:
     return None
 
 
-def load_matter(args: argparse.Namespace):
-    from semat.inference.sghm import HumanMatter, default_human_matter
-    from semat.runtime import select_runtime
-
-    if args.checkpoint is None and tiny_models_requested():
-        return default_human_matter()
-    runtime = select_runtime(args.device, args.dtype)
-    return HumanMatter.from_pretrained(args.checkpoint, runtime,
-                                       progress=lambda m: print(m, file=sys.stderr))
-
-
-def _max_side(args: argparse.Namespace) -> int | None:
-    from semat.inference.sghm import DEFAULT_MAX_SIDE
-
-    if args.max_side is None:
-        return DEFAULT_MAX_SIDE
-    if args.max_side < 0 or 0 < args.max_side < 64:
-        raise InputError("--max-side must be 0 (no cap) or at least 64")
-    return args.max_side or None
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -110,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from semat.compose import alpha_to_png8, composite, estimate_foreground, parse_background, rgba
     from semat.io.images import ImageInputError, load_image, save_png
 
-    max_side = _max_side(args)
+    max_side = max_side_of(args)
     background = parse_background(args.composite) if args.composite else None
     gt_dir = Path(args.gt_dir).expanduser() if args.gt_dir else None
     if gt_dir is not None and not gt_dir.is_dir():
@@ -122,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("no input images found")
     out_dir = Path(args.output_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
-    matter = load_matter(args)
+    matter = human_from_args(args)
 
     failures = len(problems)
     used: set[str] = set()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from semat.cli.common import add_runtime_arguments, human_from_args, max_side_of
 from semat.errors import InputError
 
 REFERENCE_BACKGROUND = "120,255,155"
@@ -39,9 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="process only the first N frames")
     p.add_argument("--no-audio", action="store_true", help="drop the audio track")
     p.add_argument("--crf", type=int, default=18, help="x264 quality (lower = better, default 18)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="compute precision (default float32)")
+    add_runtime_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -50,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from semat.cli.human import _max_side, load_matter
     from semat.compose import background_array, composite, parse_background
     from semat.io.video import probe, process_video
 
@@ -61,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--short-side must be at least 64")
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError("--max-frames must be at least 1")
-    max_side = _max_side(args)
+    max_side = max_side_of(args)
     info = probe(args.input)  # one-line error for a missing / non-video input, before loading weights
-    matter = load_matter(args)
+    matter = human_from_args(args)
     bg_cache: dict[tuple[int, ...], np.ndarray] = {}
 
     def per_frame(rgb):

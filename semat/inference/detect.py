@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from semat.errors import InputError, NoDetectionError
+from semat.validate import check_image, check_threshold
 
 DETECTOR_NAMES = ("grounding-dino-tiny", "grounding-dino-base")
 DEFAULT_DETECTOR = "grounding-dino-tiny"
@@ -104,13 +105,6 @@ def deduplicate(detections: list[Detection], iou_threshold: float = 0.5, cross_l
             if max_detections is not None and len(kept) >= max_detections:
                 break
     return [detections[order[j]] for j in kept]
-
-
-def _check_threshold(name: str, value: float) -> float:
-    v = float(value)
-    if not np.isfinite(v) or not 0.0 <= v <= 1.0:
-        raise InputError(f"{name} must be between 0 and 1, got {value!r}")
-    return v
 
 
 def write_tiny_vocab(folder: str | Path, words: list[str] | None = None) -> Path:
@@ -217,7 +211,7 @@ class TextDetector:
         image_processor = GroundingDinoImageProcessor(
             size={"shortest_edge": image_size * 2 // 3, "longest_edge": image_size})
         processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[]):  # CPU only: ZeroGPU's emulated CUDA must not be touched
             torch.manual_seed(seed)
             model = GroundingDinoForObjectDetection(tiny_config(len(tokenizer)))
         return cls(model, processor, runtime, name="grounding-dino-tiny-random")
@@ -228,6 +222,7 @@ class TextDetector:
         and the prompt's token ids (length T)."""
         import torch
 
+        image = check_image(image)
         prompt = normalise_prompt(text)
         h, w = image.shape[:2]
         t0 = time.perf_counter()
@@ -259,11 +254,9 @@ class TextDetector:
 
         Raises :class:`NoDetectionError` when nothing passes (unless ``raise_if_empty=False``).
         """
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
-        _check_threshold("box threshold", box_threshold)  # fail before the (slow) forward
-        _check_threshold("text threshold", text_threshold)
+        image = check_image(image)
+        check_threshold(box_threshold, "box threshold")  # fail before the (slow) forward
+        check_threshold(text_threshold, "text threshold")
         probs, boxes, ids = self.raw_scores(image, text)
         t0 = time.perf_counter()
         dets = postprocess(probs, boxes, ids, text, image.shape[:2], box_threshold, text_threshold,
@@ -280,8 +273,8 @@ def postprocess(probs: np.ndarray, boxes: np.ndarray, ids: list[int], text: str,
 
     Separate from the forward so a caller can cache the forward and re-threshold for free.
     """
-    bt = _check_threshold("box threshold", box_threshold)
-    tt = _check_threshold("text threshold", text_threshold)
+    bt = check_threshold(box_threshold, "box threshold")
+    tt = check_threshold(text_threshold, "text threshold")
     dets, best = decode(probs, boxes, ids, split_phrases(text), bt, tt, image_hw)
     dets = deduplicate(dets, iou_threshold, cross_label_iou, max_detections)
     if not dets and raise_if_empty:

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from semat.errors import BoxError, InputError
+from semat.errors import BoxError, InputError, PointError
 from semat.models.outputs import SEMatOutput
 from semat.runtime import Runtime, select_runtime
+from semat.validate import check_boxes, check_image
 
 __all__ = ["BoxError", "ObjectMatte", "PointPrompt", "SEMatPredictor", "preprocess_image", "validate_boxes"]
 
@@ -44,11 +45,11 @@ class PointPrompt:
         self.coords = np.asarray(self.coords, dtype=np.float64).reshape(-1, 2)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         if len(self.coords) != len(self.labels):
-            raise InputError(f"{len(self.coords)} point(s) but {len(self.labels)} label(s)")
+            raise PointError(f"{len(self.coords)} point(s) but {len(self.labels)} label(s)")
         if not np.isfinite(self.coords).all():
-            raise InputError("point coordinates must be finite numbers")
+            raise PointError("point coordinates must be finite numbers")
         if not np.isin(self.labels, (0, 1)).all():
-            raise InputError("point labels must be 1 (foreground) or 0 (background)")
+            raise PointError("point labels must be 1 (foreground) or 0 (background)")
 
 
 @dataclass
@@ -59,37 +60,11 @@ class ObjectMatte:
     debug: dict[str, Any] | None = field(default=None, repr=False)
 
 
-def _fmt_box(box: Sequence[float]) -> str:
-    return "[" + ", ".join(f"{float(v):g}" for v in box) + "]"
-
-
-def validate_boxes(boxes: Any, image_hw: tuple[int, int]) -> np.ndarray:
-    """Check xyxy boxes against an image of size ``(H, W)``; returns float64 ``[N,4]``.
-
-    A box may touch the border (x2 = W, y2 = H are allowed) but must overlap the image with a
-    positive area; reversed or zero-area boxes are rejected.
-    """
-    h, w = image_hw
-    try:
-        arr = np.asarray(boxes, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BoxError("boxes must be numbers x1,y1,x2,y2") from None
-    if arr.ndim == 1 and arr.size == 4:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != 4 or arr.shape[0] == 0:
-        raise BoxError(f"boxes must have shape [N,4] (x1,y1,x2,y2), got {list(arr.shape)}")
-    for box in arr:
-        x1, y1, x2, y2 = box
-        if not np.isfinite(box).all():
-            raise BoxError(f"box {_fmt_box(box)} has a non-finite coordinate")
-        if x2 < x1 or y2 < y1:
-            raise BoxError(f"box {_fmt_box(box)} is reversed: expected x1 <= x2 and y1 <= y2 (x1,y1,x2,y2)")
-        if x2 == x1 or y2 == y1:
-            raise BoxError(f"box {_fmt_box(box)} has zero area")
-        if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h or x1 < 0 or y1 < 0 or x2 > w or y2 > h:
-            raise BoxError(f"box {_fmt_box(box)} is outside the {w}x{h} image "
-                           f"(coordinates must lie within 0..{w} and 0..{h})")
-    return arr
+def validate_boxes(boxes: Any, image_hw: tuple[int, int], notices: list[str] | None = None) -> np.ndarray:
+    """The contract's box rule (:func:`semat.validate.check_boxes`): clipped to the image, with no
+    count limit or merging of duplicates here (one result per box given; the pipeline applies
+    the product's limits)."""
+    return check_boxes(boxes, image_hw, max_boxes=None, notices=notices, dedupe=False)
 
 
 def resized_hw(h: int, w: int, size: int) -> tuple[int, int, float]:
@@ -106,17 +81,6 @@ def preprocess_image(image: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[
     padded[:new_h, :new_w] = resized
     tensor = torch.from_numpy(padded).permute(2, 0, 1).float().div_(255.0)
     return tensor.unsqueeze(0), (new_h, new_w), scale
-
-
-def _check_image(image: Any) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", None)
-        raise InputError(f"expected an RGB image array HxWx3, got {type(image).__name__} shape {shape}")
-    if image.dtype != np.uint8:
-        raise InputError(f"expected a uint8 RGB image, got dtype {image.dtype}")
-    if min(image.shape[:2]) < 1:
-        raise InputError("the image is empty")
-    return np.ascontiguousarray(image)
 
 
 class SEMatPredictor:
@@ -187,7 +151,7 @@ class SEMatPredictor:
     def predict(self, image: np.ndarray, boxes: Any, points: Sequence[PointPrompt | None] | None = None,
                 batch_size: int = 4, return_debug: bool = False) -> list[ObjectMatte]:
         """One :class:`ObjectMatte` per box (same order). ``points``: one entry per box or None."""
-        image = _check_image(image)
+        image = check_image(image)
         h, w = image.shape[:2]
         box_arr = validate_boxes(boxes, (h, w))
         n = len(box_arr)

@@ -1,6 +1,6 @@
 """Automatic human matting with SGHM: checkpoint loading and the reference inference pipeline.
 
-:class:`HumanMatter` reproduces ``inference.single_inference`` of the reference repository
+:class:`HumanPredictor` reproduces ``inference.single_inference`` of the reference repository
 (cxgincsu/SemanticGuidedHumanMatting): the RGB image as float in [0,1] (no normalisation) is
 resized bilinearly so the short side is 1280 and each side is floored to a multiple of 64, the
 network gives the coarse person probability and alphas at 1/8, 1/4 and 1/1 scale, and the
@@ -27,7 +27,6 @@ restores the reference behaviour.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -42,8 +41,9 @@ import torch.nn.functional as F
 from semat.errors import InputError
 from semat.models.sghm import SGHM, Coarse, SGHMConfig, fold_spectral_norm, logits_to_alpha
 from semat.runtime import Runtime, select_runtime
+from semat.validate import as_rgb
 from semat.weights.checkpoint import CheckpointError, load_exact, read_state_dict
-from semat.weights.hub import Progress, resolve, tiny_models_requested
+from semat.weights.hub import Progress, resolve
 
 INFER_SIZE = 1280  # reference short side
 DEFAULT_MAX_SIDE = 2560  # cap on the longer network side (multiple of 64); None = reference (no cap)
@@ -169,7 +169,7 @@ class HumanResult:
         return self.segment > 0.5
 
 
-class HumanMatter:
+class HumanPredictor:
     """SGHM human matting with the reference pipeline (see the module docstring)."""
 
     def __init__(self, model: SGHM, runtime: Runtime | None = None, checkpoint_path: Path | None = None,
@@ -184,13 +184,13 @@ class HumanMatter:
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | os.PathLike | None = None, runtime: Runtime | None = None,
-                        progress: Progress | None = None) -> HumanMatter:
+                        progress: Progress | None = None) -> HumanPredictor:
         runtime = runtime or select_runtime()
         model, path = load_sghm(checkpoint, runtime, progress)
         return cls(model, runtime, path)
 
     @classmethod
-    def tiny(cls, seed: int = 0, fuse: bool = True) -> HumanMatter:
+    def tiny(cls, seed: int = 0, fuse: bool = True) -> HumanPredictor:
         """Random-weight, narrow SGHM working at short side 128 (tests and SEMAT_TEST_MODELS=tiny)."""
         gen = torch.Generator().manual_seed(seed)
         model = SGHM(SGHMConfig.tiny())
@@ -224,7 +224,7 @@ class HumanMatter:
         ``return_debug``: run every branch at full size and add the network-resolution arrays
         (segment, alpha_os1/4/8, logits_os1/4/8, alpha_fused_net) as numpy arrays.
         """
-        image = _check_image(image)
+        image = as_rgb(image)
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         rh, rw = self.network_size(h, w, max_side, upscale, short_side)
@@ -315,23 +315,3 @@ class HumanMatter:
                 "alpha_os8": np_(logits_to_alpha(c.logits_os8.float(), size)),
                 "logits_os1": np_(os1), "logits_os4": np_(c.logits_os4), "logits_os8": np_(c.logits_os8),
                 "network_hw": size}
-
-
-def _check_image(image: Any) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"expected an HxWx3 uint8 RGB array, got {type(image).__name__}")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f"expected an HxWx3 RGB image, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise InputError(f"expected a uint8 image, got {image.dtype}")
-    return image[:, :, :3]
-
-
-@functools.lru_cache(maxsize=1)
-def default_human_matter() -> HumanMatter:
-    """The app-wide matter: the official weights, or a tiny random model when SEMAT_TEST_MODELS=tiny."""
-    if tiny_models_requested():
-        return HumanMatter.tiny()
-    return HumanMatter.from_pretrained()

@@ -13,9 +13,6 @@ from torch import nn
 
 __all__ = ["SAM_CONFIGS", "VARIANTS", "SAMConfig", "build_semat", "build_semat_sam"]
 
-VARIANTS = ("sam", "hq-sam", "sam2")
-
-
 @dataclass(frozen=True)
 class SAMConfig:
     """Hyper-parameters of a SEMat model on a SAM ViT (released: ViT-L at 1024)."""
@@ -78,6 +75,9 @@ _BUILDERS: dict[str, Callable[[bool], nn.Module]] = {
     "hq-sam": lambda tiny: build_semat_sam(hq=True, tiny=tiny),
     "sam2": _build_sam2,
 }
+
+
+VARIANTS = tuple(_BUILDERS)  # the builder registry's keys, in its order
 
 
 def check_variant(variant: str) -> str:
