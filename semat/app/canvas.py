@@ -484,7 +484,9 @@ def parse_canvas_value(value: Any) -> CanvasPrompt:
 # ------------------------------------------------------------------------- building values
 
 def _is_url(s: str) -> bool:
-    return s.startswith(_URL_PREFIXES) and not (s.startswith("/") and Path(s).is_file())
+    if s.startswith("/"):  # a same-origin URL gradio made, or else a file path
+        return "/gradio_api/" in s and not Path(s).is_file()
+    return s.startswith(_URL_PREFIXES)
 
 
 def _file_data(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -855,7 +857,8 @@ def demo(width: int = 4000, height: int = 3000) -> gr.Blocks:
         canvas.select(on_select, canvas, picked)
         load_btn.click(load_photo, None, canvas)
         detect_btn.click(detect, canvas, canvas)
-        matte_btn.click(matte, canvas, [received, received_text, canvas])
+        # show_progress="hidden": gradio would dim the canvas (an output here) to 20 % while it runs
+        matte_btn.click(matte, canvas, [received, received_text, canvas], show_progress="hidden")
     return app
 
 

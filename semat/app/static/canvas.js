@@ -222,11 +222,13 @@
     return e;
   }
   function colourOf(b, i) { return PALETTE[(b.colour !== null && b.colour !== undefined ? b.colour : i) % PALETTE.length]; }
-  function render() {
+  function render(light = false) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    updateMask();
-    updateLegend();
-    updateCount();
+    if (!light) {                     // the legend and counters need no update while dragging
+      updateMask();
+      updateLegend();
+      updateCount();
+    }
     if (!W || !H) return;
     const k = scale();
     boxes.forEach((b, i) => {
@@ -407,7 +409,7 @@
     } else if (g.type === "point") {
       Object.assign(points[g.i], { x: p.x, y: p.y });
     }
-    render();
+    render(true);
   });
   function endGesture(e) {
     const g = gesture;
@@ -507,6 +509,7 @@
     else if (a === "clear") clearAll();
     else if (a === "all") tick(() => true, "All boxes ticked.");
     else if (a === "none") tick(() => false, "No box ticked; tick the ones to matte.");
+    else if (a === "open") fileInput.click();
     else if (a === "best") keepBest(Math.max(1, Math.round(Number(bestN.value) || 1)));
   });
   list.addEventListener("change", (e) => {
