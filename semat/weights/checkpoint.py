@@ -3,23 +3,31 @@
 Model-specific key conversions (SEMat's PEFT/LoRA layout, SGHM's spectral norm) live next to
 their builders; this module holds what every checkpoint needs:
 
-* :func:`read_state_dict` loads with ``weights_only=True`` (checkpoints are untrusted input),
-  unwraps ``{"model": sd}`` / ``{"state_dict": sd}`` and strips a DataParallel ``module.`` prefix;
+* :func:`read_state_dict` verifies the file first (:func:`semat.weights.integrity.verify_file`:
+  zip CRC-32 of every record, cached per file), loads with ``weights_only=True`` (checkpoints are
+  untrusted input), unwraps ``{"model": sd}`` / ``{"state_dict": sd}``, strips a DataParallel
+  ``module.`` prefix and refuses NaN/Inf weights; a damaged file is
+  :class:`~semat.errors.WeightsCorrupt` naming it and saying to delete it and download again;
 * :func:`merge_lora` folds PEFT LoRA adapters into their base weights;
 * :func:`load_exact` loads a state dict and fails, naming keys, on anything missing or unexpected.
 """
 
 from __future__ import annotations
 
-from semat.errors import CheckpointError
-
 import os
 import pickle
 import re
+import stat
 from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
+
+from semat.errors import CheckpointError, WeightsCorrupt
+from semat.weights.integrity import check_finite_output, check_finite_state_dict, verify_file
+
+__all__ = ["CheckpointError", "WeightsCorrupt", "check_finite_output", "load_exact", "merge_lora",
+           "read_state_dict", "verify_checkpoint"]
 
 
 def _fmt_keys(keys: Iterable[str], limit: int = 12) -> str:
@@ -28,7 +36,22 @@ def _fmt_keys(keys: Iterable[str], limit: int = 12) -> str:
     return head + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def verify_checkpoint(path: str | os.PathLike) -> None:
+    """Integrity check of a checkpoint file before it is unpickled (no-op for paths that are not
+    regular files: :func:`torch.load` reports those)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return
+    except OSError:
+        return
+    verify_file(path)
+
+
+def read_state_dict(path: str | os.PathLike, *, verify: bool = True) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file (see the module docstring). ``verify=False`` skips the
+    integrity checks (CRC pass and finite weights), for callers that have just run them."""
+    if verify:
+        verify_checkpoint(path)
     try:
         try:  # memory-map zip-format files: tensors are paged in from disk, not copied up front
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -54,6 +77,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: the checkpoint holds no tensors")
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
+    if verify:
+        check_finite_state_dict(sd, path)
     return sd
 
 
