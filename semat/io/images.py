@@ -48,6 +48,7 @@ import io
 import math
 import os
 import stat
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,10 @@ FROM_SETTINGS = _Default.FROM_SETTINGS
 #: Built-in defaults (the environment is read per call, never at import).
 DEFAULT_MAX_MEGAPIXELS: float = Settings().max_megapixels
 MAX_INPUT_MEGAPIXELS: float = Settings().max_input_megapixels
+
+# What Pillow raises on broken or hostile files (its plugins can fail with any of these).
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error,
+                  ZeroDivisionError)
 
 _SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
 
@@ -303,7 +308,7 @@ def _open(fp: IO[bytes], label: str, *, unidentified: str) -> Image.Image:
         raise ImageInputError(_bomb_message(label)) from exc
     except UnidentifiedImageError:
         raise ImageInputError(unidentified) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ImageInputError(f"{label} is not a readable image ({_short(exc)})") from exc
 
 
@@ -330,7 +335,7 @@ def _from_pil(img: Image.Image, label: str, limits: _Limits) -> LoadedImage:
             oriented = ImageOps.exif_transpose(img)
     except Image.DecompressionBombError as exc:
         raise ImageInputError(_bomb_message(label)) from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ImageInputError(f"{label} is corrupt or truncated ({_short(exc)})") from exc
     if oriented is not None and oriented is not img:
         if oriented.size != img.size or _orientation(img) not in (None, 1):
