@@ -2,24 +2,41 @@
 # One-step, idempotent setup of the project's virtual environment.
 #   scripts/setup.sh app    runtime dependencies
 #   scripts/setup.sh test   runtime + test dependencies (pytest, ruff, Playwright, Debian chromium)
-# The install order matters on CPU-only machines (see README "Installation notes"):
-#   1. torch==2.13.0 + torchvision==0.28.0 first (a matching pair; anything else pulls CUDA torch);
-#   2. the rest with SAM2_BUILD_CUDA=0 and --no-build-isolation, so sam2's build uses this torch.
+# What it installs (see README "Installation notes"):
+#   1. a matching torch pair first: $SEMAT_TORCH_PINS, default torch==2.13.0 torchvision==0.28.0
+#      (on Python 3.11 this machine kind has a local CPU wheel of torch 2.13.0); set
+#      SEMAT_TORCH_PINS=requirements to take the Space's pair from requirements.txt instead;
+#   2. requirements.txt without its torch/torchvision lines, plus requirements-local.txt (gradio,
+#      gradio-client, spaces: on a Space the platform installs those itself).
 set -euo pipefail
 mode=${1:-app}
 cd "$(dirname "$0")/.."
 VENV=${SEMAT_VENV:-.venv}
 PY=${PYTHON:-python3}
+TORCH_PINS=${SEMAT_TORCH_PINS:-torch==2.13.0 torchvision==0.28.0}
+if [ "$TORCH_PINS" = requirements ]; then
+  TORCH_PINS=$(grep -E '^(torch|torchvision)==' requirements.txt | tr '\n' ' ')
+fi
 
-key=$(cat requirements.txt requirements-dev.txt scripts/setup.sh pyproject.toml | sha256sum | cut -c1-16)
+key=$( (cat requirements.txt requirements-local.txt requirements-dev.txt scripts/setup.sh pyproject.toml;
+        echo "$TORCH_PINS") | sha256sum | cut -c1-16)
 stamp="$VENV/.setup-$mode-$key"
 if [ -f "$stamp" ]; then exit 0; fi
 
 echo "[setup] creating $VENV ($mode) — first run takes a few minutes" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
-"${pip[@]}" torch==2.13.0 torchvision==0.28.0
-SAM2_BUILD_CUDA=0 "${pip[@]}" --no-build-isolation -r requirements.txt
+# The `sam2` modules now come from the rf-sam-2 wheel; an older venv's sam2 sdist install owns the
+# same files, so remove it first (uninstalling it later would delete rf-sam-2's files).
+if "$VENV/bin/python" -m pip show -q sam2 >/dev/null 2>&1; then
+  "$VENV/bin/python" -m pip uninstall -y -q sam2
+fi
+# shellcheck disable=SC2086
+"${pip[@]}" $TORCH_PINS
+rest=$(mktemp)
+trap 'rm -f "$rest"' EXIT
+grep -vE '^[[:space:]]*(torch|torchvision)[[:space:]]*([=<>!~;[]|$)' requirements.txt > "$rest"
+"${pip[@]}" -r "$rest" -r requirements-local.txt
 "${pip[@]}" --no-build-isolation --no-deps -e .
 
 if [ "$mode" = test ]; then
