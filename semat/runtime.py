@@ -1,4 +1,17 @@
-"""Choose the compute device and dtype once, from user intent and what the machine has."""
+"""Choose the compute device and dtype once, from user intent and what the machine has.
+
+``dtype="auto"`` (the default everywhere) means bfloat16 where the hardware multiplies bf16
+natively and float32 elsewhere:
+
+* CUDA: bf16 when the GPU supports it (``torch.cuda.is_bf16_supported()``; Ampere and newer);
+* CPU: bf16 when the CPU has AMX-bf16 tiles or AVX512-BF16 instructions (detected through
+  ``torch.cpu.get_capabilities()``); there oneDNN's bf16 matmul runs about 3-4x the fp32 rate
+  (see ``benchmarks/bench_semat.py``). Without them bf16 is emulated and slower than fp32.
+
+An explicit dtype (argument or ``SEMAT_DTYPE``) always wins. Under ``auto`` each model family
+may still keep fp32 where bf16 was measured slower or outside its accuracy budget
+(:meth:`Runtime.for_model`): the text detector stays fp32 on CPU.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +19,90 @@ import ctypes
 import ctypes.util
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from semat.errors import InputError, ModelError
 
+__all__ = ["AUTO", "Runtime", "cpu_bf16_feature", "native_bf16", "parse_dtype", "select_runtime",
+           "tune_cpu_allocator"]
+
+AUTO = "auto"
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def cpu_bf16_feature() -> str | None:
+    """The CPU's native bf16 matmul feature (``"AMX-bf16"`` or ``"AVX512-BF16"``), or None."""
+    try:
+        caps = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):  # older torch / unknown architecture
+        return None
+    if caps.get("amx_bf16") and caps.get("amx_tile"):
+        return "AMX-bf16"
+    if caps.get("avx512_bf16"):
+        return "AVX512-BF16"
+    return None
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` multiplies bfloat16 natively (so bf16 is faster than fp32 there)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if dev.type == "cpu":
+        return cpu_bf16_feature() is not None
+    return False
 
 
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
     dtype: torch.dtype
+    auto: bool = False  # the dtype was chosen by ``auto`` (not asked for explicitly)
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
 
     @property
     def label(self) -> str:
+        """e.g. ``"CPU, bfloat16 (auto: AMX-bf16)"``, ``"CUDA (NVIDIA H200), bfloat16 (auto)"``,
+        ``"CPU, float32"`` (explicit)."""
         name = "CPU"
         if self.device.type == "cuda":
             name = f"CUDA ({torch.cuda.get_device_name(self.device)})"
-        return f"{name}, {str(self.dtype).removeprefix('torch.')}"
+        elif self.device.type != "cpu":
+            name = self.device.type.upper()
+        why = ""
+        if self.auto:
+            feature = cpu_bf16_feature() if self.device.type == "cpu" else None
+            if self.dtype == torch.bfloat16 and feature:
+                why = f" (auto: {feature})"
+            elif self.device.type == "cpu" and self.dtype == torch.float32 and native_bf16(self.device):
+                why = " (auto: measured faster than bf16 here)"
+            elif self.device.type == "cpu" and self.dtype == torch.float32:
+                why = " (auto: no native bf16)"
+            else:
+                why = " (auto)"
+        return f"{name}, {self.dtype_name}{why}"
+
+    def for_model(self, family: str) -> Runtime:
+        """The runtime one model family should use under this one.
+
+        An explicit dtype is kept for every family. Under ``auto``:
+
+        * ``"semat"`` and ``"human"`` (SGHM): as chosen (bf16 on native-bf16 hardware);
+        * ``"detector"`` (GroundingDINO family): fp32 on CPU, where its bf16 forward was measured
+          slower than fp32 even on AMX (deformable attention's ``grid_sample`` and the many small
+          ops dominate; see ``benchmarks/bench_detect.py``); as chosen on CUDA.
+        """
+        if not self.auto:
+            return self
+        if family == "detector" and self.device.type == "cpu":
+            return replace(self, dtype=torch.float32)
+        return self
 
 
 _ALLOCATOR_TUNED = False
@@ -57,19 +133,25 @@ def tune_cpu_allocator() -> bool:
 
 
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+    """A dtype name (``float32``/``fp32``, ``bfloat16``/``bf16``, ``float16``/``fp16``) -> dtype.
+    ``auto`` is resolved by :func:`select_runtime`, not here."""
     if isinstance(name, torch.dtype):
         return name
     try:
-        return _DTYPES[name.lower()]
+        return _DTYPES[name.strip().lower()]
     except KeyError:
-        raise InputError(f"unknown dtype {name!r}; choose float32, bfloat16 or float16") from None
+        raise InputError(f"unknown dtype {name!r}; choose auto, float32, bfloat16 or float16") from None
 
 
-def select_runtime(device: str = "auto", dtype: str | torch.dtype | None = None) -> Runtime:
-    """Resolve ``device`` ('auto'|'cpu'|'cuda'|'cuda:N') and ``dtype`` (None: float32).
+def _is_auto(dtype: str | torch.dtype | None) -> bool:
+    return dtype is None or (isinstance(dtype, str) and dtype.strip().lower() in ("", AUTO))
 
-    The environment variables ``SEMAT_DEVICE`` / ``SEMAT_DTYPE`` supply defaults when the
-    arguments are 'auto' / None.
+
+def select_runtime(device: str = "auto", dtype: str | torch.dtype | None = AUTO) -> Runtime:
+    """Resolve ``device`` ('auto'|'cpu'|'cuda'|'cuda:N') and ``dtype`` ('auto'|None|a dtype name).
+
+    ``SEMAT_DEVICE`` / ``SEMAT_DTYPE`` override 'auto' / None. A dtype that stays 'auto' becomes
+    bfloat16 where :func:`native_bf16` holds for the device, float32 elsewhere.
     """
     device = os.environ.get("SEMAT_DEVICE", device) if device == "auto" else device
     if device == "auto":
@@ -79,9 +161,11 @@ def select_runtime(device: str = "auto", dtype: str | torch.dtype | None = None)
         tune_cpu_allocator()
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError("CUDA was requested but no CUDA device is available; use --device cpu")
-    if dtype is None:
-        dtype = os.environ.get("SEMAT_DTYPE", "float32")
-    dt = parse_dtype(dtype)
+    if _is_auto(dtype):
+        dtype = os.environ.get("SEMAT_DTYPE", "").strip() or AUTO
+    if _is_auto(dtype):
+        return Runtime(dev, torch.bfloat16 if native_bf16(dev) else torch.float32, auto=True)
+    dt = parse_dtype(dtype)  # type: ignore[arg-type]
     if dt == torch.float16 and dev.type == "cpu":
         raise InputError("float16 is not supported on CPU; use bfloat16 or float32")
     return Runtime(dev, dt)

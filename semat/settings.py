@@ -34,7 +34,8 @@ class Settings:
     weights_dir: str = _var("SEMAT_WEIGHTS_DIR", "weights",
                              "folder searched for weights before the Hugging Face cache")
     device: str = _var("SEMAT_DEVICE", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`")
-    dtype: str = _var("SEMAT_DTYPE", "", "`float32`, `bfloat16` or `float16` (empty: the default)")
+    dtype: str = _var("SEMAT_DTYPE", "auto", "`auto` (bf16 where the GPU/CPU has native bf16 matmul: "
+                      "CUDA bf16, AMX or AVX512-BF16; fp32 elsewhere), `float32`, `bfloat16` or `float16`")
     malloc_tune: bool = _var("SEMAT_MALLOC_TUNE", True,
                              "`0` keeps glibc's default of returning large freed blocks to the OS (CPU)")
     detector: str = _var("SEMAT_DETECTOR", "", "text→box detector (registry name or a local folder)")

@@ -142,9 +142,10 @@ class SEMatPredictor:
             points = (points[0].to(dev), points[1].to(dev))
         if self.runtime.dtype == torch.float32:
             return self.model(images, boxes, points)
-        # Reduced precision through autocast over fp32 weights: matmuls/convolutions run in
-        # bf16/fp16 while normalisation, softmax statistics and resizes stay fp32 (closer to the
-        # fp32 result than casting the weights, and it works for every variant).
+        # Reduced precision through autocast: matmuls/convolutions run in bf16/fp16 while
+        # normalisation, position embeddings, the residual streams and softmax statistics stay
+        # fp32. Models from prepare_model hold their matmul weights already cast (once, at load),
+        # so autocast finds them in its dtype and copies nothing; an fp32 model works too.
         with torch.autocast(device_type=dev.type, dtype=self.runtime.dtype):
             return self.model(images, boxes, points)
 

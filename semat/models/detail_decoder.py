@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semat.models.precision import fp32_island
+
 __all__ = ["MattingDetailDecoder"]
 
 _CL = torch.channels_last
@@ -136,6 +138,10 @@ class MattingDetailDecoder(nn.Module):
         up = ((down[3], down[2]), (down[2], down[1]), (down[1], down[0]), (down[0], b // 2))
         self.up_blks = nn.ModuleList(_UpBlock(i, o, 3) for i, o in up)
         self.matting_head = nn.Conv2d(b // 2, 1, 3, 1, 1)
+        # Reduced precision: the head (a 3x3 conv to one channel, 0.3 GFLOP at 1024²) and the
+        # sigmoid run in fp32 from the last features, so the alpha is not rounded to bf16 before
+        # the sigmoid (see semat.models.precision).
+        self.matting_head.keep_fp32 = True
 
     def _bottleneck_sam(self, d3: torch.Tensor, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(feats) < self.num_vit_feats:
@@ -178,5 +184,6 @@ class MattingDetailDecoder(nn.Module):
             out = self._bottleneck_sam(x, vit_intern_feat)  # type: ignore[arg-type]
         for i, blk in enumerate(self.up_blks):
             out = blk(out, details[-i - 1])
-        alpha = torch.sigmoid(self.matting_head(out))
+        with fp32_island(out):
+            alpha = torch.sigmoid(self.matting_head(out.to(self.matting_head.weight.dtype)))
         return alpha.contiguous()

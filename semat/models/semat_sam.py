@@ -67,7 +67,10 @@ class SEMatSAM(nn.Module):
             raise ValueError(f"expected images of shape [B,3,{s},{s}], got {tuple(images.shape)}")
         if boxes.shape != (images.shape[0], 4):
             raise ValueError(f"expected boxes of shape [{images.shape[0]},4], got {tuple(boxes.shape)}")
-        dtype = self.condition_layer["patch_embed"].proj.weight.dtype
+        # Under autocast the image path stays fp32 (autocast casts at each matmul, the residual
+        # stream stays fp32); without it, run in the weights' dtype.
+        dtype = (torch.float32 if torch.is_autocast_enabled(images.device.type)
+                 else self.condition_layer["patch_embed"].proj.weight.dtype)
         boxes = boxes.float()
         x = self.normalize(images.float()).to(dtype)
 
