@@ -1,8 +1,7 @@
 """SEMat Space: the Gradio app (``python app.py`` / ``make run``; also the Hugging Face Space entry).
 
-Environment: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860),
-SEMAT_TEST_MODELS=tiny (tiny random-weight models, for tests), SEMAT_PRELOAD=all|default|none
-(load models at import; "all" on ZeroGPU, else "none" = lazily on first use).
+Environment: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860) and the SEMAT_*
+variables of :mod:`semat.settings` (e.g. SEMAT_TEST_MODELS=tiny, SEMAT_PRELOAD=all|default|none).
 """
 
 try:  # ZeroGPU: `spaces` must be imported before anything initialises CUDA
@@ -12,16 +11,21 @@ except ImportError:  # local runs work without it
 
 import os
 
-from semat.app import ui
+from semat import registry
+from semat.app.layout import build_demo, launch
+from semat.app.services import SERVICES
+from semat.app.zerogpu import on_zero_gpu
+from semat.settings import Settings
 
-# On ZeroGPU, weights placed on the device at import are packed once and reused by every
-# GPU worker, so load them here rather than inside a request.
-_preload = os.environ.get("SEMAT_PRELOAD", "all" if ui.on_zero_gpu() else "none").lower()
+# On ZeroGPU, weights placed on the device at import are packed once and reused by every GPU
+# worker, so load them here rather than inside a request. A model that fails to load is
+# reported in /status and loads on first use; the app still starts.
+_preload = (Settings.from_env().preload or ("all" if on_zero_gpu() else "none")).lower()
 if _preload in ("all", "default"):
-    ui.SERVICES.preload(["hq-sam", "sam", "sam2"] if _preload == "all" else ["hq-sam"])
+    SERVICES.preload(list(registry.names("semat")) if _preload == "all" else [registry.default("semat")])
 
-demo = ui.build_demo()
+demo = build_demo()
 
 if __name__ == "__main__":
-    ui.launch(demo, server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-              server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    launch(demo, server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+           server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

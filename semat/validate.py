@@ -234,7 +234,7 @@ def parse_boxes(text: str | None) -> list[Box]:
             data = [data]
         boxes = []
         for i, b in enumerate(data, start=1):
-            if not isinstance(b, list) or len(b) < 4 or not all(isinstance(v, (int, float)) for v in b[:4]):
+            if not isinstance(b, list) or len(b) != 4 or not all(isinstance(v, (int, float)) for v in b):
                 raise PromptError(f"box {i} ({clip_text(b)}) needs 4 numbers: x1, y1, x2, y2")
             boxes.append(tuple(float(v) for v in b[:4]))
         return boxes  # type: ignore[return-value]

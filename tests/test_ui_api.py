@@ -172,9 +172,9 @@ def test_friendly_errors_and_app_keeps_serving(client, tmp_path):
     many = "\n".join(f"0, 0, {w - 1 - i}, {h - 1}" for i in range(40))
     msg = _error_message(client, handle_file(str(img)), many, "", "hq-sam", "transparent", api_name="/matte_prompts")
     assert "too many boxes" in msg.lower()
-    msg = _error_message(client, handle_file(str(img)), f"0, 0, {w + 50}, {h + 50}", "", "hq-sam", "transparent",
-                         api_name="/matte_prompts")
-    assert "outside" in msg.lower() or "box" in msg.lower()
+    msg = _error_message(client, handle_file(str(img)), f"{w + 10}, {h + 10}, {w + 50}, {h + 50}", "", "hq-sam",
+                         "transparent", api_name="/matte_prompts")
+    assert "outside" in msg.lower()  # no overlap: refused (a partial overlap is clipped, see below)
     msg = _error_message(client, handle_file(str(img)), "1, 2, 3", "", "hq-sam", "transparent",
                          api_name="/matte_prompts")
     assert "4 numbers" in msg
@@ -186,6 +186,11 @@ def test_friendly_errors_and_app_keeps_serving(client, tmp_path):
     assert "background" in msg.lower()
     msg = _error_message(client, handle_file(str(img)), "   ", api_name="/detect")
     assert "type what to cut out" in msg.lower()
+    # a box reaching past the border is clipped with a notice, as everywhere (semat.validate)
+    out = client.predict(handle_file(str(img)), f"0, 0, {w + 50}, {h + 50}", "", "sam", "transparent",
+                         api_name="/matte_prompts")
+    info = _check_outputs(out, img, n_objects=1)
+    assert info["objects"][0]["box"] == [0, 0, w, h] and any("clipped" in n for n in info["notices"])
     # and the app still serves a good request afterwards
     out = client.predict(handle_file(str(img)), f"{w // 4}, {h // 4}, {w // 2}, {h // 2}", "", "sam", "transparent",
                          api_name="/matte_prompts")

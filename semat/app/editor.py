@@ -1,7 +1,7 @@
-"""Gradio-free logic behind the web app: prompt editing, overlays, GPU budgets, output files.
+"""Gradio-free logic behind the web app: prompt editing, overlays, output files, background controls.
 
 Everything here is plain Python/NumPy so it can be unit-tested without a browser or a server;
-:mod:`semat.app.ui` wires it to Gradio components. Coordinates are always in the *working frame*:
+:mod:`semat.app.handlers` wires it to Gradio components. Coordinates are always in the *working frame*:
 the image as :func:`semat.io.images.load_image` returned it (EXIF-rotated, possibly downscaled),
 which is also the frame the app displays, so a click maps 1:1 onto model coordinates.
 """
@@ -9,14 +9,12 @@ which is also the frame the app displays, so a click maps 1:1 onto model coordin
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,133 +22,20 @@ from typing import Any
 import numpy as np
 
 from semat.errors import PromptError
-
-#: Maximum number of boxes matted in one request (``SEMAT_MAX_BOXES``).
-DEFAULT_MAX_BOXES = 16
-
-VARIANT_LABELS: dict[str, str] = {"hq-sam": "SEMat HQ-SAM", "sam": "SEMat SAM", "sam2": "SEMat SAM2"}
-LABEL_TO_VARIANT = {v: k for k, v in VARIANT_LABELS.items()}
-
-ProgressFn = Callable[..., None]
-
-CLICK_MODES = ("Box corner", "Positive point", "Negative point")
-BACKGROUND_MODES = ("Transparent", "Checkerboard", "Colour", "Image", "Blur")
-
-
-def max_boxes() -> int:
-    raw = os.environ.get("SEMAT_MAX_BOXES", "")
-    try:
-        return max(1, int(raw)) if raw.strip() else DEFAULT_MAX_BOXES
-    except ValueError:
-        return DEFAULT_MAX_BOXES
-
-
-def variant_of(label_or_variant: str | None) -> str:
-    """Map a selector label ("SEMat SAM2") or a variant name ("sam2") to the variant name."""
-    if not label_or_variant:
-        return "hq-sam"
-    s = str(label_or_variant).strip()
-    if s in LABEL_TO_VARIANT:
-        return LABEL_TO_VARIANT[s]
-    low = s.lower().removeprefix("semat").strip(" -_")
-    low = {"hq": "hq-sam", "hqsam": "hq-sam", "hq_sam": "hq-sam"}.get(low, low)
-    if low in VARIANT_LABELS:
-        return low
-    raise PromptError(f"unknown model {s!r}; choose one of {', '.join(VARIANT_LABELS)}")
-
-
-# ------------------------------------------------------------------------------ prompt text
-
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
-
-
-def parse_boxes(text: str | None) -> list[tuple[float, float, float, float]]:
-    """Boxes from text: one ``x1, y1, x2, y2`` per line (or separated by ``;``), or JSON-ish
-    ``[[x1, y1, x2, y2], ...]``. Corners may come in any order; they are sorted."""
-    if not text or not text.strip():
-        return []
-    s = text.strip()
-    if s.startswith("[") or s.startswith("("):
-        nums = [float(v) for v in re.findall(_NUM, s)]
-        if len(nums) % 4:
-            raise PromptError(f"boxes need 4 numbers each (x1, y1, x2, y2); got {len(nums)} numbers")
-        return [_sorted_box(nums[i:i + 4]) for i in range(0, len(nums), 4)]
-    boxes = []
-    for n, line in enumerate(re.split(r"[;\n]+", s), start=1):
-        if not line.strip():
-            continue
-        nums = re.findall(_NUM, line)
-        if len(nums) != 4:
-            raise PromptError(f"box {n} ({line.strip()!r}) needs 4 numbers: x1, y1, x2, y2")
-        boxes.append(_sorted_box([float(v) for v in nums]))
-    return boxes
-
-
-def _sorted_box(v: list[float]) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = v
-    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
-
-
-def parse_points(text: str | None) -> list[tuple[float, float, int]]:
-    """Points from text: one ``x, y, label`` per line (label ``1``/``+`` positive, ``0``/``-``
-    negative; omitted = positive)."""
-    if not text or not text.strip():
-        return []
-    points = []
-    for n, line in enumerate(re.split(r"[;\n]+", text.strip()), start=1):
-        line = line.strip().strip("[]()")
-        if not line:
-            continue
-        parts = [p.strip() for p in re.split(r"[,\s]+", line) if p.strip()]
-        if len(parts) not in (2, 3):
-            raise PromptError(f"point {n} ({line!r}) needs x, y and an optional label 1 or 0")
-        try:
-            x, y = float(parts[0]), float(parts[1])
-        except ValueError:
-            raise PromptError(f"point {n} ({line!r}): x and y must be numbers") from None
-        label = 1
-        if len(parts) == 3:
-            lab = parts[2].lower()
-            if lab in ("1", "+", "pos", "positive", "1.0"):
-                label = 1
-            elif lab in ("0", "-", "neg", "negative", "0.0"):
-                label = 0
-            else:
-                raise PromptError(f"point {n} ({line!r}): label must be 1 (positive) or 0 (negative)")
-        points.append((x, y, label))
-    return points
+from semat.validate import format_boxes, format_points, parse_boxes, parse_points
 
 
 def _fmt(v: float) -> str:
     return str(round(v)) if abs(v - round(v)) < 1e-6 else f"{v:.1f}"
 
 
-def format_boxes(boxes: list[tuple[float, float, float, float]]) -> str:
-    return "\n".join(", ".join(_fmt(v) for v in b) for b in boxes)
+def _sorted_box(v: list[float]) -> tuple[float, float, float, float]:
+    """Two clicked corners in any order → x1 < x2, y1 < y2."""
+    x1, y1, x2, y2 = v
+    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
 
-
-def format_points(points: list[tuple[float, float, int]]) -> str:
-    return "\n".join(f"{_fmt(x)}, {_fmt(y)}, {int(lab)}" for x, y, lab in points)
-
-
-def check_prompt_fits(boxes, points, size_wh: tuple[int, int]) -> None:
-    """Raise :class:`PromptError` when a box or point is outside the image or degenerate."""
-    w, h = size_wh
-    for i, (x1, y1, x2, y2) in enumerate(boxes, start=1):
-        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-            raise PromptError(f"box {i} has a non-numeric coordinate")
-        if x2 - x1 < 1 or y2 - y1 < 1:
-            raise PromptError(f"box {i} ({format_boxes([(x1, y1, x2, y2)])}) has no area; "
-                              "click two opposite corners or type x1, y1, x2, y2 with x2 > x1 and y2 > y1")
-        if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
-            raise PromptError(f"box {i} ({format_boxes([(x1, y1, x2, y2)])}) lies outside the "
-                              f"{w}×{h} image")
-    for i, (x, y, _) in enumerate(points, start=1):
-        if not (0 <= x < w and 0 <= y < h):
-            raise PromptError(f"point {i} ({_fmt(x)}, {_fmt(y)}) lies outside the {w}×{h} image")
-    if len(boxes) > max_boxes():
-        raise PromptError(f"too many boxes ({len(boxes)}; the limit is {max_boxes()}); "
-                          "remove some boxes and run again")
+CLICK_MODES = ("Box corner", "Positive point", "Negative point")
+BACKGROUND_MODES = ("Transparent", "Checkerboard", "Colour", "Image", "Blur")
 
 
 @dataclass
@@ -252,34 +137,13 @@ def draw_overlay(image: np.ndarray, boxes=(), points=(), labels: list[str] | Non
     return out
 
 
-# ---------------------------------------------------------------------------- GPU budgets
-
-#: Seconds per object at <= 1 MP on a ZeroGPU slice, by variant, with headroom for eager PyTorch.
-SECONDS_PER_OBJECT = {"sam": 2.0, "hq-sam": 2.5, "sam2": 1.5}
-
-
-def gpu_duration(megapixels: float, n_boxes: int, variant: str | None, detection: bool = False,
-                 human: bool = False) -> int:
-    """The ``@spaces.GPU`` duration (seconds) for one request, from the work it implies.
-
-    Base 5 s (worker start, transfers) + 3 s for GroundingDINO + per-object SEMat time scaled
-    by the image size above 1 MP (pre/post-processing and foreground estimation grow with it);
-    SGHM costs 4 s + 2 s/MP. Clamped to [10, 120] so small jobs ask for little quota.
-    """
-    mp = max(0.0, float(megapixels))
-    size_factor = max(1.0, mp) ** 0.5
-    if human:
-        seconds = 5 + 4 + 2 * mp
-    else:
-        per = SECONDS_PER_OBJECT.get(variant or "hq-sam", 2.5)
-        seconds = 5 + (3 if detection else 0) + max(1, n_boxes) * per * size_factor
-    return int(min(120, max(10, math.ceil(seconds))))
-
-
 # ----------------------------------------------------------------------------- files
 
 def outputs_root() -> Path:
-    root = Path(os.environ.get("SEMAT_UI_OUTPUT_DIR", Path(tempfile.gettempdir()) / "semat-space"))
+    from semat.settings import Settings
+
+    configured = Settings.from_env().output_dir
+    root = Path(configured) if configured else Path(tempfile.gettempdir()) / "semat-space"
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -205,16 +205,38 @@ class MattingPipeline:
         hw = image.shape[:2]
         boxes = check_boxes(prompt.boxes, hw, max_boxes=self.max_boxes, notices=run.notices, allow_empty=True)
         points = check_points(prompt.points, hw)
+        dets = [Detection(tuple(float(v) for v in check_boxes(d.box, hw, max_boxes=None)[0]), d.label, d.score)
+                for d in prompt.detections]
         prompt = Prompt(text=prompt.text, boxes=[tuple(b) for b in boxes], points=points,
                         box_threshold=check_threshold(prompt.box_threshold, "box threshold"),
-                        text_threshold=check_threshold(prompt.text_threshold, "text threshold"))
+                        text_threshold=check_threshold(prompt.text_threshold, "text threshold"), detections=dets)
         return image, prompt, run
 
     def _text_objects(self, image: np.ndarray, key_img: str, prompt: Prompt, selected: Sequence[int] | None,
                       max_objects: int | None, run: _Run) -> tuple[list[Detection], list[int]]:
         """The detections and the indices of those to matte (selection, top-k and the box limit)."""
-        if not prompt.text:
+        if prompt.detections:
+            detections = list(prompt.detections)
+        elif prompt.text:
+            detections = self._detect_for(image, key_img, prompt, run)
+        else:
             return [], []
+        if selected is not None:
+            bad = [i for i in selected if not 0 <= int(i) < len(detections)]
+            if bad:
+                raise PromptError(f"selected detection(s) {bad[:10]} do not exist; there are {len(detections)}")
+            return detections, sorted({int(i) for i in selected})
+        room = max(0, self.max_boxes - len(prompt.boxes))
+        k = room if max_objects is None else min(room, max(1, int(max_objects)))
+        chosen = top_scoring(detections, range(len(detections)), k)
+        if max_objects is None and len(detections) > k:
+            run.notices.append(f"found {len(detections)} objects; matting the {k} highest-scoring (the limit is "
+                               f"{self.max_boxes}); raise the box threshold or pick boxes to choose others")
+        return detections, chosen
+
+    def _detect_for(self, image: np.ndarray, key_img: str, prompt: Prompt, run: _Run) -> list[Detection]:
+        """Run (or reuse from the cache) the detector for the prompt's text."""
+        assert prompt.text
         run.report(0.05, f"Detecting '{prompt.text}'...")
         t0 = time.perf_counter()
         before = self.detector_forwards
@@ -230,18 +252,7 @@ class MattingPipeline:
         run.timed("detect", t0)
         if run.stats["detector_forwards"] and self._detector is not None:
             run.timings.update(self._detector.last_timings)
-        if selected is not None:
-            bad = [i for i in selected if not 0 <= int(i) < len(detections)]
-            if bad:
-                raise PromptError(f"selected detection(s) {bad[:10]} do not exist; there are {len(detections)}")
-            return detections, sorted({int(i) for i in selected})
-        room = max(0, self.max_boxes - len(prompt.boxes))
-        k = room if max_objects is None else min(room, max(1, int(max_objects)))
-        chosen = top_scoring(detections, range(len(detections)), k)
-        if max_objects is None and len(detections) > k:
-            run.notices.append(f"found {len(detections)} objects; matting the {k} highest-scoring (the limit is "
-                               f"{self.max_boxes}); raise the box threshold or pick boxes to choose others")
-        return detections, chosen
+        return detections
 
     def _derive_boxes(self, image: np.ndarray, key_img: str, variant: str, jobs: list[Job], run: _Run) -> None:
         """Pass 1 of the derived-box rule for click-only objects (cached like any object)."""

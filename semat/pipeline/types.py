@@ -32,9 +32,15 @@ class Prompt:
     points: list[tuple[float, float, int]] = field(default_factory=list)
     box_threshold: float = 0.35
     text_threshold: float = 0.25
+    #: detections of ``text`` reviewed earlier (e.g. after the app's Detect): matted as they are,
+    #: without running the detector again (one GPU call per user action on ZeroGPU)
+    detections: list[Detection] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.text = self.text.strip() if isinstance(self.text, str) and self.text.strip() else None
+        self.detections = [d if isinstance(d, Detection) else Detection(tuple(d["box"]), str(d["label"]),
+                                                                         float(d["score"]))
+                           for d in self.detections or []]
         boxes = []
         for b in self.boxes or []:
             b = tuple(b)
@@ -56,7 +62,7 @@ class Prompt:
 
     @property
     def empty(self) -> bool:
-        return not (self.text or self.boxes or self.points)
+        return not (self.text or self.boxes or self.points or self.detections)
 
 
 @dataclass

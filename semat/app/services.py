@@ -1,0 +1,90 @@
+"""The models behind the app: one pipeline shared by every session, preload, and honest counters.
+
+This is the app's only composition root: models come from :func:`semat.pipeline.default_pipeline`
+(and so from :mod:`semat.registry`, the one test-mode decision point).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from typing import Any
+
+from semat import registry
+from semat.errors import SematError
+from semat.pipeline import MatteResult, MattingPipeline, default_pipeline
+from semat.settings import Settings
+
+log = logging.getLogger("semat.app")
+
+
+class Services:
+    """Lazily built pipeline plus counters of inference calls (recompositing never counts)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._pipeline: MattingPipeline | None = None
+        self.calls = {"detect": 0, "matte": 0, "human": 0}
+        self.forwards = {"semat": 0, "detector": 0, "human": 0}  # counted from results: worker processes too
+        self.variants_used: set[str] = set()
+        self.unavailable: dict[str, str] = {}  # model name -> why it could not be preloaded
+        self.started = time.time()
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env()
+
+    def pipeline(self) -> MattingPipeline:
+        with self._lock:
+            if self._pipeline is None:
+                self._pipeline = default_pipeline(settings=self.settings)
+            return self._pipeline
+
+    def preload(self, variants: list[str]) -> None:
+        """Load models now (ZeroGPU packs weights placed on the device at import time). A model that
+        fails (Hub hiccup, corrupt file) is logged and left to load on first use; the app starts."""
+        pipe = self.pipeline()
+        steps: list[tuple[str, Any]] = [(v, functools.partial(pipe.predictor, v)) for v in variants]
+        steps += [(registry.default("detector"), pipe.detector), (registry.default("human"), pipe.human)]
+        for name, load in steps:
+            try:
+                load()
+                self.unavailable.pop(name, None)
+                if name in registry.names("semat"):
+                    self.variants_used.add(name)
+            except Exception as exc:
+                why = str(exc) if isinstance(exc, SematError) else f"{type(exc).__name__}: {exc}"
+                self.unavailable[name] = why[:300]
+                log.warning("preload: %s is unavailable (%s); it will load on first use", name, why[:300])
+
+    def record(self, kind: str, result: MatteResult | None = None, detector_forwards: int = 0) -> None:
+        """Count one inference call in the serving process, with the forwards its result reports."""
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+        if result is not None:
+            self.forwards["semat"] += int(result.stats.get("model_forwards", 0))
+            self.forwards["detector"] += int(result.stats.get("detector_forwards", 0))
+            self.forwards["human"] += int(result.stats.get("human_forwards", 0))
+            if result.variant in registry.names("semat"):
+                self.variants_used.add(result.variant)
+        self.forwards["detector"] += detector_forwards
+
+    def status(self, zero_gpu: bool, device: str) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "test_mode": s.test_models,
+            "zero_gpu": zero_gpu,
+            "device": device,
+            "inference_calls": dict(self.calls),
+            "semat_forwards": self.forwards["semat"],
+            "detector_forwards": self.forwards["detector"],
+            "human_forwards": self.forwards["human"],
+            "loaded_variants": sorted(self.variants_used),
+            "unavailable_models": dict(self.unavailable),
+            "max_boxes": s.max_boxes,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+
+SERVICES = Services()
