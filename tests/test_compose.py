@@ -19,6 +19,8 @@ from semat.compose import (
     parse_background,
     rgba,
 )
+from semat.compose.background import MAX_BLUR_SIGMA, REFUSED_BACKGROUND
+from semat.errors import InputError
 from semat.io.images import read_png, save_png
 
 
@@ -56,14 +58,87 @@ def test_parse_background(spec: str, kind: str, colour: tuple[int, int, int] | N
 
 def test_parse_background_blur_strength_image_and_errors(tmp_path: Path) -> None:
     assert parse_background("blur:7").blur_sigma == 7.0
+    assert parse_background("blur:1e1").blur_sigma == 10.0
     path = save_png(tmp_path / "beach.png", np.zeros((4, 4, 3), np.uint8))
-    bg = parse_background(str(path))
+    bg = parse_background(str(path), allow_path=True)  # the CLI's way: its user owns the machine
     assert bg.kind == "image" and bg.image_path == str(path)
-    for bad in ("not-a-colour", "#12345", "300,0,0", str(tmp_path / "missing.jpg")):
+    for bad in ("not-a-colour", "#12345", str(tmp_path / "missing.jpg")):
         with pytest.raises(ValueError, match="not 'transparent'"):
-            parse_background(bad)
+            parse_background(bad, allow_path=True)
+    with pytest.raises(ValueError, match="values 0-255"):
+        parse_background("300,0,0")
     with pytest.raises(ValueError, match="unknown background kind"):
         Background("sparkles")
+
+
+def test_background_paths_are_off_by_default_and_leak_nothing(tmp_path: Path) -> None:
+    """H1 / L3: without allow_path no string is read as a file, and the message is the same for
+    an existing image, an existing non-image, an unreadable file, a folder, a missing path and a
+    10,000-character string (no "File name too long")."""
+    image = save_png(tmp_path / "secret.png", np.full((16, 16, 3), 7, np.uint8))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    locked = save_png(tmp_path / "locked.png", np.zeros((16, 16, 3), np.uint8))
+    locked.chmod(0)
+    specs = [str(image), str(text), str(locked), str(tmp_path), str(tmp_path / "missing.png"), "/etc/shadow",
+             "/etc/passwd", "README.md", "x" * 10_000, "a\x00b", "notacolour", "~/secret.png"]
+    messages = set()
+    for spec in specs:
+        with pytest.raises(InputError) as info:
+            parse_background(spec)
+        messages.add(str(info.value))
+    assert messages == {REFUSED_BACKGROUND}
+    assert "uploaded image" in REFUSED_BACKGROUND and len(REFUSED_BACKGROUND) < 400
+    with pytest.raises(InputError):  # composite parses strings the same way
+        composite(np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), np.float32), str(image),
+                  foreground_estimation=False)
+    # with paths on, an over-long name is "not an existing file", not an OSError
+    with pytest.raises(InputError, match="existing image file"):
+        parse_background("x" * 10_000, allow_path=True)
+
+
+@pytest.mark.parametrize("spec", ["blur:0", "blur:-5", "blur:200.5", "blur:100000", "blur:inf", "blur:nan",
+                                  "blur:1e400", "blur:abc", "blur:"])
+def test_blur_strength_is_bounded(spec: str) -> None:
+    with pytest.raises(InputError, match="blur strength"):
+        parse_background(spec)
+
+
+def test_background_fields_are_bounded_when_built_directly() -> None:
+    assert parse_background("blur:200").blur_sigma == MAX_BLUR_SIGMA == 200.0
+    for kwargs in ({"kind": "blur", "blur_sigma": 1e5}, {"kind": "blur", "blur_sigma": float("nan")},
+                   {"kind": "color", "color": (300, 0, 0)}, {"kind": "color", "color": (1, 2)},
+                   {"kind": "color", "color": (0.5, 0, 0)}, {"kind": "checker", "checker_size": 0}):
+        with pytest.raises(InputError):
+            Background(**kwargs)  # type: ignore[arg-type]
+    assert Background("color", color=(np.uint8(1), 2.0, 3)).color == (1, 2, 3)  # type: ignore[arg-type]
+
+
+def test_large_blur_is_fast_and_close_to_the_full_size_blur() -> None:
+    """H2: cost no longer grows with sigma; within 2 levels of cv2's full-size blur."""
+    import time
+
+    import cv2
+
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    image = cv2.resize(small, (320, 240), interpolation=cv2.INTER_CUBIC)
+    for sigma in (3.0, 8.0):  # the exact range: today's output
+        np.testing.assert_array_equal(
+            compose.blurred(image, sigma),
+            cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT))
+    for sigma in (9.0, 20.0, 36.0):  # cv2's full-size blur is the slow reference (time ~ sigma)
+        ref = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+        diff = np.abs(compose.blurred(image, sigma).astype(int) - ref.astype(int))
+        assert diff.max() <= 2 and diff.mean() < 0.5, (sigma, diff.max(), diff.mean())
+    big = cv2.resize(small, (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    t0 = time.perf_counter()
+    out = compose.blurred(big, MAX_BLUR_SIGMA)  # full size: ~10 s; downscaled: well under 1 s
+    assert out.shape == big.shape and time.perf_counter() - t0 < 1.0
+    with pytest.raises(InputError, match="blur strength"):
+        compose.blurred(image, 1e5)
+    # the default (2 % of the longer side) is capped at the bound
+    assert compose.background.default_blur_sigma(20_000, 400) == MAX_BLUR_SIGMA
 
 
 # ----------------------------------------------------------------------------- composite
@@ -119,23 +194,29 @@ def test_image_background_is_resized_and_centre_cropped(tmp_path: Path) -> None:
     assert np.abs(fitted[20, :, 0].astype(float) - 2 * expected_cols).max() <= 3.0
     # tall target from a wide image: height is matched, width cropped; small bg is upscaled
     assert fit_cover(bg, 10, 90).shape == (90, 10, 3)
-    assert fit_cover(bg[:5, :5], 64, 48).shape == (48, 64, 3)
+    assert fit_cover(bg[:8, :8], 64, 48).shape == (48, 64, 3)
+    with pytest.raises(InputError, match="background"):  # backgrounds follow semat.validate
+        fit_cover(bg[:2, :2], 64, 48)
 
     image = np.full((40, 40, 3), 255, np.uint8)
     alpha = np.zeros((40, 40), np.float32)
     out = composite(image, alpha, "image", bg_image=bg, foreground_estimation=False)
     np.testing.assert_array_equal(out, fitted)
     path = save_png(tmp_path / "bg.png", bg)
-    out2 = composite(image, alpha, str(path), foreground_estimation=False)
+    out2 = composite(image, alpha, parse_background(str(path), allow_path=True), foreground_estimation=False)
     np.testing.assert_array_equal(out2, fitted)
+    with pytest.raises(InputError, match="background"):  # a background array is checked too
+        composite(image, alpha, "image", bg_image=np.zeros((50, 4000, 3), np.uint8), foreground_estimation=False)
 
 
 def test_composite_validates_shapes() -> None:
     image, alpha = _scene()
     with pytest.raises(ValueError, match="alpha has shape"):
         composite(image, alpha[:-1], "white")
-    with pytest.raises(ValueError, match="HxWx3 uint8"):
+    with pytest.raises(ValueError, match="uint8"):
         composite(image.astype(np.float32), alpha, "white")
+    with pytest.raises(InputError, match="foreground has shape"):
+        composite(image, alpha, "white", foreground=image[:-1])
 
 
 def test_alpha_bit_depths_round_and_clip() -> None:
