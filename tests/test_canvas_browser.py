@@ -37,6 +37,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-b
 TIMEOUT_MS = 60_000
 W, H = 4000, 3000
 TOL = 8.0  # original px; one CSS px on screen is about 4.3 original px at 1280 px wide
+DELAY_S = 1.0  # the demo's Matte takes this long, so a test can edit while it runs
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def server() -> Iterator[str]:
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="semat-canvas-test-"))
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(work / "gradio"), PYTHONUNBUFFERED="1",
+               GRADIO_ANALYTICS_ENABLED="False", SEMAT_CANVAS_DEMO_DELAY=str(DELAY_S), GRADIO_TEMP_DIR=str(work / "gradio"), PYTHONUNBUFFERED="1",
                TMPDIR=str(work), PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     log_path = work / "demo.log"
     with open(log_path, "wb") as log:
@@ -332,7 +333,9 @@ def test_drag_release_and_empty_drop_keep_the_image(desktop):
         const dt = new DataTransfer(); dt.items.add(new File([bin], 'red.png', {type: 'image/png'}));
         document.querySelector('#canvas .pc-stage').dispatchEvent(
             new DragEvent('drop', {bubbles: true, cancelable: true, dataTransfer: dt})); }""", b64)
-    pg.wait_for_function("() => document.querySelector('#canvas .pc-svg').getAttribute('viewBox') === '0 0 640 480'")
+    pg.wait_for_function("""() => { const i = document.querySelector('#canvas .pc-img');
+        return document.querySelector('#canvas .pc-svg').getAttribute('viewBox') === '0 0 640 480'
+            && i.complete && i.naturalWidth === 640; }""")
     after = _image_state(pg)
     assert after["ok"] and after["src"] != before["src"]
 
@@ -370,3 +373,70 @@ def test_phone_touch_draws_box_and_taps_point(phone):
     assert _close(got["points"], [[3400, 600, 1], [3400, 2700, 0]], tol), got
     pg.wait_for_function("() => getComputedStyle(document.querySelector('#canvas .pc-mask')).display === 'block'")
     _shoot(pg, "canvas_phone")
+
+
+def test_detections_are_editable_and_tick_controls_choose_the_prompt(desktop):
+    pg = desktop
+    pg.click("#detect")
+    pg.wait_for_function("() => document.querySelectorAll('#canvas .pc-box').length === 3")
+    # the default is the best boxes up to the limit asked for (2 here); the third is dimmed
+    assert pg.locator("#canvas .pc-box.pc-off").count() == 1
+    assert pg.locator("#canvas .pc-box[data-index='2']").get_attribute("class").count("pc-off") == 1
+    labels = pg.locator("#canvas .pc-item-text").all_inner_texts()
+    assert labels == ["ball 0.91", "box 0.84", "sun 0.55"]
+    assert pg.locator("#canvas .pc-box[data-index='0'] .pc-chip-text").text_content() == "1 ball 0.91"
+    want = [[400, 900, 1600, 2550], [2200, 600, 3200, 2250], [3280, 150, 3800, 660]]
+    got = _matte(pg)
+    assert _close(got["boxes"], want[:2], 1) and got["labels"] == ["ball", "box"] and got["box_index"] == [0, 1]
+    pg.click("#canvas [data-act='all']")
+    assert _close(_matte(pg)["boxes"], want, 1)
+    pg.locator("#canvas .pc-bestn").fill("1")
+    pg.click("#canvas [data-act='best']")
+    assert _close(_matte(pg)["boxes"], want[:1], 1)
+    pg.locator("#canvas .pc-tick[data-index='2']").check()      # tick one more by hand
+    pg.click("#canvas [data-act='none']")
+    pg.locator("#canvas .pc-tick[data-index='1']").check()
+    # a detection can be moved like a drawn box, and keeps its label
+    g = Geo(pg)
+    pg.mouse.click(*g(2200, 1400))                              # its edge selects it
+    _drag(pg, g, (2700, 1400), (2600, 1400))
+    got = _matte(pg)
+    assert _close(got["boxes"], [[2100, 600, 3100, 2250]]) and got["labels"] == ["box"] and got["box_index"] == [1]
+    # Undo goes back step by step (move, 2 ticks, none, best, all), past the detection to the
+    # empty canvas
+    for _ in range(7):
+        pg.click("#canvas [data-act='undo']")
+    assert pg.locator("#canvas .pc-box").count() == 0
+    assert pg.locator("#canvas [data-act='undo']").is_disabled()
+
+
+def test_edits_made_while_matte_runs_are_kept(desktop):
+    pg = desktop
+    g = Geo(pg)
+    _drag(pg, g, (400, 300), (1600, 2550))
+    old = pg.input_value("#received-json textarea")
+    pg.click("#matte")
+    _drag(pg, g, (2200, 600), (3200, 2250))                    # while the server works (1 s)
+    pg.mouse.click(*g(3500, 2800))
+    pg.wait_for_function("old => document.querySelector('#received-json textarea').value !== old", arg=old)
+    pg.wait_for_function("() => getComputedStyle(document.querySelector('#canvas .pc-mask')).display === 'block'")
+    assert json.loads(pg.input_value("#received-json textarea"))["boxes"] == [[400, 300, 1600, 2550]]
+    # the reply (computed from the one-box prompt) brought the mask but did not undo the new edits
+    assert pg.locator("#canvas .pc-box").count() == 2
+    assert pg.locator("#canvas .pc-point").count() == 1
+    got = _matte(pg)
+    assert _close(got["boxes"], [[400, 300, 1600, 2550], [2200, 600, 3200, 2250]])
+    assert _close(got["points"], [[3500, 2800, 1]])
+
+
+def test_api_takes_the_canvas_value_as_json(server):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    value = {"image": {"src": None, "width": 4000, "height": 3000}, "boxes": [[3200, 2250, 2200, 600, "box"]],
+             "points": [[10, 20, 0]], "mask": None, "selected": None}
+    received, text, _ = client.predict(value, api_name="/matte")
+    assert json.loads(text) == received
+    assert received["boxes"] == [[2200, 600, 3200, 2250]] and received["points"] == [[10, 20, 0]]
+    with pytest.raises(Exception, match=r"finite|number"):
+        client.predict({**value, "boxes": [[0, 0, "NaN", 5]]}, api_name="/matte")

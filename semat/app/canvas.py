@@ -94,6 +94,8 @@ from typing import Any, NamedTuple
 import gradio as gr
 import gradio.component_meta as _component_meta
 
+from semat.settings import Settings
+
 try:  # the Gradio-free editor logic (moving from semat.ui_logic to semat.app.editor)
     from semat.app.editor import PromptError, parse_boxes, parse_points
 except ImportError:  # pragma: no cover - older tree
@@ -784,14 +786,19 @@ def _demo_mask(prompt: CanvasPrompt):
     return im
 
 
-def demo(width: int = 4000, height: int = 3000) -> gr.Blocks:
+def demo(width: int = 4000, height: int = 3000, matte_delay: float = 0.0) -> gr.Blocks:
     """A minimal app around the canvas: load a synthetic ``width``×``height`` photo (shown
     downscaled), draw, **Matte** echoes the prompt the server received into a JSON panel and
-    overlays a stand-in mask; Boxes/Points text fields are kept in sync both ways."""
+    overlays a stand-in mask (after ``matte_delay`` seconds, to test edits made meanwhile);
+    **Detect** puts three labelled, scored boxes on it; Boxes/Points text fields are kept in
+    sync both ways."""
+
+    preview: list[Path] = []  # made on first use, then reused
 
     def load_photo() -> dict[str, Any]:
-        photo = _synthetic_photo(width, height)
-        return canvas_value(preview_file(photo), width, height)
+        if not preview or not preview[0].is_file():
+            preview[:] = [preview_file(_synthetic_photo(width, height))]
+        return canvas_value(preview[0], width, height)
 
     def load_upload(evt: gr.EventData) -> dict[str, Any]:
         from PIL import Image, ImageOps
@@ -809,6 +816,10 @@ def demo(width: int = 4000, height: int = 3000) -> gr.Blocks:
             raise gr.Error("Load an image first.", print_exception=False)
         if not p.boxes and not p.points:
             raise gr.Error("Draw a box or click a point first.", print_exception=False)
+        if matte_delay > 0:
+            import time
+
+            time.sleep(matte_delay)
         received = {"size": list(p.size), "boxes": [list(b) for b in p.boxes],
                     "points": [list(q) for q in p.points], "box_index": p.box_index, "labels": p.labels}
         return received, json.dumps(received), with_mask(value, _demo_mask(p), opacity=0.45)
@@ -863,5 +874,6 @@ def demo(width: int = 4000, height: int = 3000) -> gr.Blocks:
 
 
 if __name__ == "__main__":  # python -m semat.app.canvas
-    demo().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                  server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    demo(matte_delay=Settings.from_env().canvas_demo_delay).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

@@ -120,6 +120,7 @@
     props.value = toValue();
     if (user) trigger("input", { boxes: boxes.length, points: points.length });
   }
+  const promptKey = (bx, pt) => JSON.stringify([bx.map(boxOut), pt.map((q) => [r1(q.x), r1(q.y), q.l])]);
   const snapshot = () => JSON.stringify({ b: boxes, p: points });
   function restore(s) { const o = JSON.parse(s); boxes = o.b; points = o.p; }
   function pushUndo(s) {
@@ -145,9 +146,12 @@
       if (src) { img.src = src; } else { img.removeAttribute("src"); }
       setBusy(false);
     } else if (!stale) {
-      const before = snapshot();
-      boxes = p.boxes; points = p.points;
-      if (snapshot() !== before) { pushUndo(before); sel = null; gesture = null; rubber = null; }
+      // compare what would be sent (whole pixels), so an echo of our own prompt is no change
+      if (promptKey(p.boxes, p.points) !== promptKey(boxes, points)) {
+        pushUndo();
+        boxes = p.boxes; points = p.points;
+        sel = null; gesture = null; rubber = null;
+      }
       if (p.rev !== null) rev = Math.max(rev, p.rev);
     }
     if (!stale && p.selected !== null) sel = { kind: "box", i: p.selected };
@@ -472,6 +476,14 @@
     if (!f) { say("Nothing was dropped; the image is unchanged. Drop an image file to replace it."); return; }
     sendFile(f);
   });
+  // a file dropped just beside the canvas must not make the browser open it in place of the app
+  if (!window.__semat_drop_guard) {
+    window.__semat_drop_guard = true;
+    window.addEventListener("dragover", (e) => {
+      if (!e.defaultPrevented) { e.preventDefault(); if (e.dataTransfer) e.dataTransfer.dropEffect = "none"; }
+    });
+    window.addEventListener("drop", (e) => { if (!e.defaultPrevented) e.preventDefault(); });
+  }
   fileInput.addEventListener("change", () => { const f = fileInput.files && fileInput.files[0]; fileInput.value = ""; if (f) sendFile(f); });
   async function sendFile(f) {
     if (f.type && !f.type.startsWith("image/")) { say(`${f.name} is not an image; the current one is kept.`); return; }
