@@ -51,7 +51,7 @@ def synthetic_photo(size: int, seed: int = 0) -> np.ndarray:
 def build_detector(runtime):
     import torch
 
-    from semat._compat import import_torchvision
+    from semat.models._compat import import_torchvision
     from semat.inference.detect import TextDetector, write_tiny_vocab
 
     import_torchvision()

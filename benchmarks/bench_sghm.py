@@ -12,7 +12,7 @@ out); peak RSS is the process maximum (``ru_maxrss``), load included. Modes:
   layers), channels-first tensors, ``torch.no_grad``, every branch at full resolution, fusion on
   the three full-size alphas. Our own re-implementation, which matches the reference to float
   rounding (see tests/test_sghm_parity.py); it gives a same-machine baseline.
-* ``ours-full`` - :class:`semat.inference.sghm.HumanMatter` with the OS1 branch forced over the whole
+* ``ours-full`` - :class:`semat.inference.sghm.HumanPredictor` with the OS1 branch forced over the whole
   image (``lazy_os1=False``): the cost when the fusion needs OS1 everywhere (worst case).
 * ``ours`` - the default pipeline (OS1 only on tiles the fusion uses). Its cost depends on the
   weights and image: with the golden stand-in weights the OS1 region is empty.
@@ -76,7 +76,7 @@ def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: 
     import torch
 
     torch.set_num_threads(threads)
-    from semat.inference.sghm import HumanMatter, load_sghm
+    from semat.inference.sghm import HumanPredictor, load_sghm
     from semat.models.sghm import SGHM
     from semat.runtime import Runtime
 
@@ -95,7 +95,7 @@ def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: 
         def call():
             return _reference_like(model, image)
     else:
-        matter = HumanMatter(model, rt)
+        matter = HumanPredictor(model, rt)
         matter.lazy_os1 = mode == "ours"
 
         def call():

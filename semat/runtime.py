@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import sys
 from dataclasses import dataclass, replace
 
 import torch
 
 from semat.errors import InputError, ModelError
+from semat.settings import Settings
 
 __all__ = ["AUTO", "Runtime", "cpu_bf16_feature", "native_bf16", "parse_dtype", "select_runtime",
            "tune_cpu_allocator"]
@@ -120,7 +120,7 @@ def tune_cpu_allocator() -> bool:
     global _ALLOCATOR_TUNED
     if _ALLOCATOR_TUNED:
         return True
-    if not sys.platform.startswith("linux") or os.environ.get("SEMAT_MALLOC_TUNE", "1") == "0":
+    if not sys.platform.startswith("linux") or not Settings.from_env().malloc_tune:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -153,7 +153,8 @@ def select_runtime(device: str = "auto", dtype: str | torch.dtype | None = AUTO)
     ``SEMAT_DEVICE`` / ``SEMAT_DTYPE`` override 'auto' / None. A dtype that stays 'auto' becomes
     bfloat16 where :func:`native_bf16` holds for the device, float32 elsewhere.
     """
-    device = os.environ.get("SEMAT_DEVICE", device) if device == "auto" else device
+    settings = Settings.from_env()
+    device = settings.device if device == "auto" else device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -162,7 +163,7 @@ def select_runtime(device: str = "auto", dtype: str | torch.dtype | None = AUTO)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError("CUDA was requested but no CUDA device is available; use --device cpu")
     if _is_auto(dtype):
-        dtype = os.environ.get("SEMAT_DTYPE", "").strip() or AUTO
+        dtype = settings.dtype.strip() or AUTO
     if _is_auto(dtype):
         return Runtime(dev, torch.bfloat16 if native_bf16(dev) else torch.float32, auto=True)
     dt = parse_dtype(dtype)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from semat.inference.sghm import HumanMatter, convert_state_dict, load_sghm
+from semat.inference.sghm import HumanPredictor, convert_state_dict, load_sghm
 from semat.weights.checkpoint import read_state_dict
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ def golden_checkpoint(golden_dir, golden_weights_module, tmp_path_factory):
 def golden_run(golden_dir, golden_checkpoint):
     torch.set_num_threads(2)
     path, _ = golden_checkpoint
-    matter = HumanMatter.from_pretrained(path, runtime=None)
+    matter = HumanPredictor.from_pretrained(path, runtime=None)
     image = np.array(Image.open(golden_dir / "sghm" / "input.png").convert("RGB"))
     return matter.predict(image, max_side=None, return_debug=True), matter.predict(image)
 

@@ -49,327 +49,44 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from semat.errors import InputError, SampleError
 from semat.evaluation import metrics as M
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-PROTOCOLS = ("paper", "orig")
-PREPROCESS = ("reference", "app")
-
-
-# ------------------------------------------------------------------------------------------ layouts
-@dataclass(frozen=True)
-class DatasetLayout:
-    """Where a test set keeps its images and alphas, relative to ``--root``."""
-
-    name: str
-    title: str
-    base: str                     # folder under the root ("" for SIM's per-category folders)
-    image_dir: str
-    alpha_dir: str
-    categories: bool = False      # SIM: base/<category>/{image_dir, alpha_dir}
-    instance_suffix: bool = False  # RW100: alpha "<image stem>_<k>" belongs to image "<image stem>"
-
-    def describe(self) -> str:
-        mid = f"{self.base}/<category>" if self.categories else self.base
-        return f"{mid}/{{{self.image_dir},{self.alpha_dir}}}"
-
-
-DATASETS: dict[str, DatasetLayout] = {d.name: d for d in (
-    DatasetLayout("AIM500", "AIM-500", "AIM-500", "original", "mask"),
-    DatasetLayout("RW100", "RefMatte-RW100", "RefMatte_RW_100", "image", "mask", instance_suffix=True),
-    DatasetLayout("AM2K", "AM-2K", "AM-2K/validation", "original", "mask"),
-    DatasetLayout("P3M500", "P3M-500-NP", "P3M-10k/validation/P3M-500-NP", "original_image", "mask"),
-    DatasetLayout("RWP636", "RWP-636", "RealWorldPortrait-636", "image", "alpha"),
-    DatasetLayout("SIM", "SIM", "SIMD/generated_testset", "merged", "alpha", categories=True),
-)}
-
-
-def dataset_layout(name: str) -> DatasetLayout:
-    key = name.upper().replace("-", "").replace("_", "")
-    aliases = {"AIM": "AIM500", "REFMATTERW100": "RW100", "P3M500NP": "P3M500", "P3M": "P3M500",
-               "RWP": "RWP636", "SIMD": "SIM", "AM": "AM2K"}
-    key = aliases.get(key, key)
-    if key not in DATASETS:
-        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[key]
-
-
-@dataclass
-class Sample:
-    id: str                       # unique within the dataset (SIM: "<category>/<stem>")
-    image: Path | None
-    alpha: Path | None
-
-
-@dataclass
-class Problem:
-    id: str
-    path: str
-    reason: str
-
-
-def _image_files(folder: Path) -> dict[str, list[Path]]:
-    by_stem: dict[str, list[Path]] = {}
-    if folder.is_dir():
-        for p in sorted(folder.iterdir()):
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS:
-                by_stem.setdefault(p.stem, []).append(p)
-    return by_stem
-
-
-def _dataset_base(layout: DatasetLayout, root: Path) -> Path:
-    """``root/<base>``, or ``root`` itself when it already is that folder."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"dataset root {root} is not a folder")
-    for cand in (root / layout.base, root):
-        if not cand.is_dir():
-            continue
-        if layout.categories:
-            if any((c / layout.alpha_dir).is_dir() for c in cand.iterdir() if c.is_dir()):
-                return cand
-        elif (cand / layout.image_dir).is_dir() and (cand / layout.alpha_dir).is_dir():
-            return cand
-    raise InputError(f"{layout.title} not found under {root}: expected {layout.describe()}")
-
-
-def _pair_folder(image_dir: Path, alpha_dir: Path, prefix: str, instance_suffix: bool,
-                 samples: list[Sample], problems: list[Problem]) -> None:
-    images, alphas = _image_files(image_dir), _image_files(alpha_dir)
-    used_images: set[str] = set()
-    for stem, paths in alphas.items():
-        sid = prefix + stem
-        if len(paths) > 1:
-            problems.append(Problem(sid, str(paths[0]), "several alpha files with this name: "
-                                    + ", ".join(p.name for p in paths)))
-            continue
-        key = stem
-        if key not in images and instance_suffix:
-            m = re.fullmatch(r"(.+)_\d+", stem)
-            key = m.group(1) if m else stem
-        if key not in images:
-            problems.append(Problem(sid, str(paths[0]), f"no image named {key}.* in {image_dir}"))
-            continue
-        if len(images[key]) > 1:
-            problems.append(Problem(sid, str(images[key][0]), "several images with this name: "
-                                    + ", ".join(p.name for p in images[key])))
-            used_images.add(key)
-            continue
-        used_images.add(key)
-        samples.append(Sample(sid, images[key][0], paths[0]))
-    for stem, paths in images.items():
-        if stem not in used_images:
-            problems.append(Problem(prefix + stem, str(paths[0]), f"no alpha named {stem}.* in {alpha_dir}"))
-
-
-def discover(name: str, root: str | Path) -> tuple[DatasetLayout, list[Sample], list[Problem]]:
-    """All (image, alpha) pairs of a test set, sorted by id, plus the files that could not be paired."""
-    layout = dataset_layout(name)
-    base = _dataset_base(layout, Path(root))
-    samples: list[Sample] = []
-    problems: list[Problem] = []
-    if layout.categories:
-        for cat in sorted(c for c in base.iterdir() if c.is_dir()):
-            if (cat / layout.alpha_dir).is_dir() or (cat / layout.image_dir).is_dir():
-                _pair_folder(cat / layout.image_dir, cat / layout.alpha_dir, f"{cat.name}/",
-                             layout.instance_suffix, samples, problems)
-    else:
-        _pair_folder(base / layout.image_dir, base / layout.alpha_dir, "", layout.instance_suffix,
-                     samples, problems)
-    samples.sort(key=lambda s: s.id)
-    problems.sort(key=lambda p: p.id)
-    return layout, samples, problems
-
-
-# ------------------------------------------------------------------------------------------ reading
-def _open(path: Path, what: str) -> Image.Image:
-    try:
-        img = Image.open(path)
-        img.load()
-        return img
-    except FileNotFoundError:
-        raise SampleError(f"{what} {path} is missing") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise SampleError(f"{what} {path} could not be read ({' '.join(str(exc).split()) or type(exc).__name__})") from None
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 HxWx3 RGB, no EXIF orientation (as the reference's ``Image.open``)."""
-    return np.asarray(_open(path, "image").convert("RGB"))
-
-
-def read_alpha(path: Path, what: str = "alpha") -> np.ndarray:
-    """An alpha map as uint8 (or uint16 for 16-bit grey files).
-
-    Grey files are used as they are and colour files through ``convert('L')``, as the reference
-    evaluators read them. RGBA/LA files (cut-outs written by other tools) give their alpha band,
-    unless that band is fully opaque, in which case the colour channels hold the matte.
-    """
-    img = _open(path, what)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(img)
-        if a.dtype != np.uint16:
-            if a.min() < 0 or a.max() > 65535:
-                raise SampleError(f"{what} {path} has values outside 0..65535")
-            a = a.astype(np.uint16)
-        return a
-    if img.mode in ("RGBA", "LA", "PA"):
-        band = np.asarray(img.getchannel("A"))
-        if band.min() < 255:
-            return band
-    if img.mode == "F":
-        raise SampleError(f"{what} {path} is a float image; save alphas as 8- or 16-bit PNG")
-    return np.asarray(img.convert("L"))
-
-
-def _to_unit_float32(a: np.ndarray) -> np.ndarray:
-    """uint8/uint16 -> float32 in [0,1], computed as torchvision's ``to_tensor`` does (float32 divide)."""
-    scale = 255.0 if a.dtype == np.uint8 else 65535.0
-    return a.astype(np.float32) / np.float32(scale)
-
-
-# ---------------------------------------------------------------------------------------- the model
-@dataclass
-class FramePrediction:
-    """One prediction: the working-frame alpha cropped to the resized region, and at original size."""
-
-    alpha_frame: np.ndarray       # [new_H, new_W] float32 in [0,1]
-    alpha: np.ndarray             # [H, W] float32 in [0,1]
-    box: tuple[float, float, float, float]  # the box prompt, in the frame ("reference") or original px ("app")
-
-
-class Matter(Protocol):
-    """What the scoring loop needs from a model: image + ground truth -> :class:`FramePrediction`."""
-
-    img_size: int
-
-    def __call__(self, image: np.ndarray, gt: np.ndarray) -> FramePrediction: ...
-
-
-def resize_like_reference(alpha: np.ndarray, new_hw: tuple[int, int]) -> np.ndarray:
-    """The evaluator's GT preparation: float32 [0,1] alpha -> ``F.interpolate`` bilinear
-    (``align_corners=False``) to ``new_hw``; returns float32 [new_H, new_W]."""
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None, None]
-    with torch.inference_mode():
-        out = F.interpolate(t, size=tuple(int(v) for v in new_hw), mode="bilinear", align_corners=False)
-    return out[0, 0].numpy()
-
-
-def resized_hw(h: int, w: int, size: int) -> tuple[int, int]:
-    scale = size * 1.0 / max(h, w)
-    return int(h * scale + 0.5), int(w * scale + 0.5)
-
-
-def tight_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Inclusive nonzero extent ``(min_x, min_y, max_x, max_y)``, or None for an all-zero alpha."""
-    ys = np.flatnonzero(alpha.any(axis=1))
-    if ys.size == 0:
-        return None
-    xs = np.flatnonzero(alpha.any(axis=0))
-    return int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1])
-
-
-class ReferenceMatter:
-    """The SEMat evaluator's exact pre-processing around a :class:`~semat.inference.predictor.SEMatPredictor`'s model."""
-
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-        self.img_size = int(predictor.img_size)
-
-    def __call__(self, image: np.ndarray, gt: np.ndarray) -> FramePrediction:
-        import torch
-        import torch.nn.functional as F
-
-        size = self.img_size
-        h, w = gt.shape
-        nh, nw = resized_hw(h, w, size)
-        img = torch.from_numpy(_to_unit_float32(np.ascontiguousarray(image))).permute(2, 0, 1)[None]
-        with torch.inference_mode():
-            img = F.interpolate(img, size=(nh, nw), mode="bilinear", align_corners=False)
-            frame = torch.zeros((1, 3, size, size), dtype=torch.float32)
-            frame[:, :, :nh, :nw] = img
-        gt_frame = resize_like_reference(_to_unit_float32(gt), (nh, nw))
-        box = tight_box(gt_frame)
-        box_f = (0.0, 0.0, 0.0, 0.0) if box is None else tuple(float(v) for v in box)
-        boxes = torch.tensor([box_f], dtype=torch.float32)
-        # The predictor's frame-level forward moves inputs to its device and applies its
-        # precision (autocast for bf16/fp16).
-        with torch.inference_mode():
-            out = self.predictor.forward_frame(frame, boxes)
-            alpha_frame = out.alpha[0, 0, :nh, :nw].float().cpu().numpy()
-        alpha = cv2.resize(np.ascontiguousarray(alpha_frame), (w, h), interpolation=cv2.INTER_LINEAR)
-        return FramePrediction(alpha_frame, np.clip(alpha, 0.0, 1.0).astype(np.float32), box_f)
-
-
-class AppMatter:
-    """Scores what the app produces: :meth:`SEMatPredictor.predict` with the tight GT box."""
-
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-        self.img_size = int(predictor.img_size)
-
-    def __call__(self, image: np.ndarray, gt: np.ndarray) -> FramePrediction:
-        box = tight_box(gt)
-        if box is None:
-            raise SampleError("the ground-truth alpha is empty, so there is no box to prompt with")
-        x0, y0, x1, y1 = box
-        box_px = (float(x0), float(y0), float(x1 + 1), float(y1 + 1))
-        obj = self.predictor.predict(image, [box_px], return_debug=True)[0]
-        nh, nw = obj.debug["resized_hw"]
-        frame = np.asarray(obj.debug["alpha_frame"], dtype=np.float32)[:nh, :nw]
-        return FramePrediction(frame, obj.alpha, box_px)
-
-
-def make_matter(predictor: Any, preprocess: str = "reference") -> Matter:
-    if preprocess == "reference":
-        return ReferenceMatter(predictor)
-    if preprocess == "app":
-        return AppMatter(predictor)
-    raise InputError(f"unknown preprocessing {preprocess!r}; choose one of {', '.join(PREPROCESS)}")
-
-
-# ------------------------------------------------------------------------------------------ scoring
-def quantize(alpha: np.ndarray) -> np.ndarray:
-    """The evaluator's rounding: ``uint8(alpha*255 + 0.5)`` (float32 arithmetic, clipped to [0,1] first)."""
-    a = np.clip(np.asarray(alpha, dtype=np.float32), 0.0, 1.0)
-    return (a * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
-
-
-def paper_gt(gt: np.ndarray, new_hw: tuple[int, int]) -> np.ndarray:
-    """GT in the working frame as the evaluator scores it: resized float32, ×255 then ÷255 in float32."""
-    g = resize_like_reference(_to_unit_float32(gt), new_hw)
-    return (g * np.float32(255.0)) / np.float32(255.0)
-
-
-def score_prediction(pred: FramePrediction, gt: np.ndarray, convention: str = "semat") -> dict[str, float]:
-    """Both protocols for one image: keys ``paper_<metric>`` and ``orig_<metric>``."""
-    nh, nw = pred.alpha_frame.shape
-    if pred.alpha.shape != gt.shape:
-        raise SampleError(f"prediction size {pred.alpha.shape} differs from the ground truth {gt.shape}")
-    row: dict[str, float] = {}
-    for k, v in M.compute_all(quantize(pred.alpha_frame), paper_gt(gt, (nh, nw)), convention=convention).items():
-        row[f"paper_{k}"] = v
-    # SGHM's test_image.py scores the float32 alpha as is; the SEMat side scores the 8-bit PNG a user saves.
-    orig = pred.alpha.astype(np.float32) if convention == "sghm" else quantize(pred.alpha)
-    for k, v in M.compute_all(orig, gt, convention=convention).items():
-        row[f"orig_{k}"] = v
-    return row
-
+from semat.evaluation.datasets import (  # noqa: F401 - re-exported: the runner is the entry point
+    DATASETS,
+    IMAGE_EXTS,
+    PREPROCESS,
+    PROTOCOLS,
+    DatasetLayout,
+    Problem,
+    Sample,
+    _image_files,
+    dataset_layout,
+    discover,
+    read_alpha,
+    read_rgb,
+)
+from semat.evaluation.protocol import (  # noqa: F401 - re-exported: the runner is the entry point
+    AppMatter,
+    FramePrediction,
+    Matter,
+    ReferenceMatter,
+    make_matter,
+    paper_gt,
+    quantize,
+    resize_like_reference,
+    resized_hw,
+    score_prediction,
+    tight_box,
+)
 
 # -------------------------------------------------------------------------------- results bookkeeping
 BASE_COLUMNS = ["id", "status", "message", "image", "alpha", "width", "height", "box", "seconds"]
@@ -655,7 +372,3 @@ def format_means(means: dict[str, float], convention: str) -> str:
     shown = M.paper_units(means, convention)
     lab = (lambda k: f"{k} x1e-3" if k in ("MSE", "MAD") else k) if convention == "semat" else (lambda k: k)
     return "  ".join(f"{lab(k)} {_fmt(v)}" for k, v in shown.items())
-
-
-def iter_dataset_names() -> Iterable[str]:
-    return iter(DATASETS)

@@ -163,7 +163,7 @@ class TextDetector:
                         device: str = "auto", dtype: Any = None) -> TextDetector:
         """Load ``grounding-dino-tiny`` / ``grounding-dino-base`` (registry names, also ``tiny``,
         ``base``, ``IDEA-Research/grounding-dino-*``) or a local folder in transformers format."""
-        from semat._compat import import_torchvision
+        from semat.models._compat import import_torchvision
         from semat.runtime import select_runtime
         from semat.weights.hub import resolve
 
@@ -190,7 +190,7 @@ class TextDetector:
         written to a temporary folder when None). Boxes are random: for tests only."""
         import torch
 
-        from semat._compat import import_torchvision
+        from semat.models._compat import import_torchvision
 
         import_torchvision()
         from transformers import (

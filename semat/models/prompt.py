@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from semat._compat import import_torchvision
+from semat.models._compat import import_torchvision
 
 import_torchvision()
 from segment_anything.modeling.prompt_encoder import (  # noqa: E402

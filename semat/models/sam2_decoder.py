@@ -12,7 +12,7 @@
 
 The IoU head, the object-score head and the hypernetwork MLPs of mask tokens 1..3 never
 influence SEMat's outputs, so they are removed
-(their checkpoint keys are ignored by :func:`semat.models.semat_sam2.convert_state_dict`). The
+(their checkpoint keys are ignored by :func:`semat.weights.convert.convert_state_dict`). The
 obj-score and IoU *tokens* stay: they are transformer inputs.
 """
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semat._compat import import_torchvision
+from semat.models._compat import import_torchvision
 
 import_torchvision()
 from segment_anything.modeling import transformer as _sam_tr  # noqa: E402

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semat._compat import import_torchvision
+from semat.models._compat import import_torchvision
 
 import_torchvision()
 from segment_anything.modeling import image_encoder as _sam_vit  # noqa: E402

@@ -1,7 +1,8 @@
 """SEMat (SAM2): SAM 2.0 Hiera-L with box-mask injection, a matting-token mask decoder and the
 matting detail decoder (semat-spec §6, §7, §10).
 
-Public API (used by :mod:`semat.models.build` and :mod:`semat.weights.convert`):
+Public API (used by :mod:`semat.models.build`; :mod:`semat.weights.convert` maps the released
+keys onto it, ignoring :data:`IGNORE_PREFIXES`):
 
 * :class:`SEMatSAM2` — ``forward(images [B,3,S,S] in [0,1], boxes [B,4] xyxy in the S frame,
   points=None) -> SEMatOutput``; normalisation happens inside (over the whole padded tensor).
@@ -16,7 +17,6 @@ the conversion is a prefix strip; everything else is an explicit ignore list.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -32,9 +32,8 @@ from semat.models.frame import PIXEL_MEAN, PIXEL_STD, box_mask, exact_dtype
 from semat.models.outputs import SEMatOutput
 from semat.models.sam2_decoder import MaskDecoderMattingToken
 from semat.models.sam2_encoder import FpnNeckNoPos, HieraBBoxMask
-from semat.weights.checkpoint import merge_lora
 
-__all__ = ["IGNORE_PREFIXES", "SAM2Config", "SEMatSAM2", "build_semat_sam2", "convert_state_dict"]
+__all__ = ["IGNORE_PREFIXES", "SAM2Config", "SEMatSAM2", "build_semat_sam2"]
 
 # Checkpoint entries (after ``sam_model.`` stripping and LoRA merging) that inference never reads:
 # SAM2's video-memory modules, the prompt encoder's mask-input branch, the decoder's IoU and
@@ -186,18 +185,3 @@ class SEMatSAM2(nn.Module):
 def build_semat_sam2(tiny: bool = False) -> SEMatSAM2:
     """The released SEMat (SAM2) architecture (random weights, eval mode), or a tiny one (S=256)."""
     return SEMatSAM2(TINY_CONFIG if tiny else SAM2Config()).eval()
-
-
-def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
-    """Released SEMat_SAM2 state dict -> (this model's keys, prefixes to ignore when loading).
-
-    Accepts the raw file (PEFT names under ``sam_model.image_encoder.base_model.model.``, LoRA
-    pairs) or one that :func:`semat.weights.checkpoint.merge_lora` already processed; LoRA is merged here
-    when still present. ``sam_model.`` is stripped. The returned ignore prefixes cover every entry
-    inference does not read (see :data:`IGNORE_PREFIXES`); pass both to
-    :func:`semat.weights.checkpoint.load_exact`.
-    """
-    if any(".lora_A" in k or ".lora_B" in k or "base_model.model." in k or ".base_layer." in k for k in sd):
-        sd = merge_lora(sd)
-    out = {(k[len("sam_model."):] if k.startswith("sam_model.") else k): v for k, v in sd.items()}
-    return out, IGNORE_PREFIXES

@@ -7,7 +7,7 @@ Conversion (semat-spec §9–§11):
 * SAM / HQ-SAM: strip ``sam_model.``; merge LoRA (both PEFT layouts, ``X.base_layer.weight``
   and the older ``X.weight``); drop ``frozen_mask_decoder.*`` (a training-only copy of the
   original mask decoder that the released files very probably carry; it may also be absent);
-* SAM2: :func:`semat.models.semat_sam2.convert_state_dict`.
+* SAM2: :func:`_convert_sam2` (strip ``sam_model.``, merge LoRA, ignore the memory modules).
 
 Everything else must match the model exactly (:func:`semat.weights.checkpoint.load_exact`): a missing,
 unexpected or mis-shaped key fails with its name, unlike the reference's non-strict loader.
@@ -45,14 +45,25 @@ def _convert_sam(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
     return merge_lora(stripped), SAM_IGNORED_PREFIXES
 
 
+def _convert_sam2(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    """Released SEMat_SAM2 state dict -> (model keys, prefixes inference does not read).
+
+    Accepts the raw file (PEFT names under ``sam_model.image_encoder.base_model.model.``, LoRA
+    pairs) or one already merged; LoRA is merged when still present and ``sam_model.`` stripped.
+    The ignore prefixes are :data:`semat.models.semat_sam2.IGNORE_PREFIXES` (memory modules etc.).
+    """
+    from semat.models.semat_sam2 import IGNORE_PREFIXES
+
+    if any(".lora_A" in k or ".lora_B" in k or "base_model.model." in k or ".base_layer." in k for k in sd):
+        sd = merge_lora(sd)
+    return {k.removeprefix("sam_model."): v for k, v in sd.items()}, tuple(IGNORE_PREFIXES)
+
+
 def convert_state_dict(variant: str, sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
                                                                                tuple[str, ...]]:
     """Released-format state dict -> (model-shaped state dict, prefixes ignored by design)."""
     if check_variant(variant) == "sam2":
-        from semat.models.semat_sam2 import convert_state_dict as convert_sam2
-
-        converted, ignore = convert_sam2(sd)
-        return dict(converted), tuple(ignore)
+        return _convert_sam2(sd)
     return _convert_sam(sd)
 
 
