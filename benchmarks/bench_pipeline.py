@@ -51,8 +51,8 @@ def synthetic_photo(size: int, seed: int = 0) -> np.ndarray:
 def build_detector(runtime):
     import torch
 
-    from semat.models._compat import import_torchvision
     from semat.inference.detect import TextDetector, write_tiny_vocab
+    from semat.models._compat import import_torchvision
 
     import_torchvision()
     from transformers import (

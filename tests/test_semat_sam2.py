@@ -10,13 +10,9 @@ import torch
 
 from semat.models.frame import box_mask
 from semat.models.outputs import SEMatOutput
-from semat.models.semat_sam2 import (
-    IGNORE_PREFIXES,
-    SEMatSAM2,
-    build_semat_sam2,
-    convert_state_dict,
-)
+from semat.models.semat_sam2 import IGNORE_PREFIXES, SEMatSAM2, build_semat_sam2
 from semat.weights.checkpoint import load_exact, read_state_dict
+from semat.weights.convert import convert_sam2_state_dict as convert_state_dict
 
 
 def _manifest(golden_dir) -> dict[str, list[int]]:

@@ -7,7 +7,7 @@ Conversion (semat-spec §9–§11):
 * SAM / HQ-SAM: strip ``sam_model.``; merge LoRA (both PEFT layouts, ``X.base_layer.weight``
   and the older ``X.weight``); drop ``frozen_mask_decoder.*`` (a training-only copy of the
   original mask decoder that the released files very probably carry; it may also be absent);
-* SAM2: :func:`_convert_sam2` (strip ``sam_model.``, merge LoRA, ignore the memory modules).
+* SAM2: :func:`convert_sam2_state_dict` (strip ``sam_model.``, merge LoRA, ignore the memory modules).
 
 Everything else must match the model exactly (:func:`semat.weights.checkpoint.load_exact`): a missing,
 unexpected or mis-shaped key fails with its name, unlike the reference's non-strict loader.
@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from semat.weights.checkpoint import load_exact, merge_lora, read_state_dict
-from semat.runtime import Runtime, select_runtime
 from semat.models.build import build_semat, check_variant
+from semat.runtime import Runtime, select_runtime
+from semat.weights.checkpoint import load_exact, merge_lora, read_state_dict
 from semat.weights.hub import Progress, resolve
 
 __all__ = ["SAM_IGNORED_PREFIXES", "LoadedModel", "convert_state_dict", "load_semat", "load_semat_state_dict"]
@@ -45,7 +45,7 @@ def _convert_sam(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
     return merge_lora(stripped), SAM_IGNORED_PREFIXES
 
 
-def _convert_sam2(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+def convert_sam2_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
     """Released SEMat_SAM2 state dict -> (model keys, prefixes inference does not read).
 
     Accepts the raw file (PEFT names under ``sam_model.image_encoder.base_model.model.``, LoRA
@@ -63,7 +63,7 @@ def convert_state_dict(variant: str, sd: Mapping[str, torch.Tensor]) -> tuple[di
                                                                                tuple[str, ...]]:
     """Released-format state dict -> (model-shaped state dict, prefixes ignored by design)."""
     if check_variant(variant) == "sam2":
-        return _convert_sam2(sd)
+        return convert_sam2_state_dict(sd)
     return _convert_sam(sd)
 
 
