@@ -300,3 +300,19 @@ def test_precomputed_foreground_is_reused() -> None:
     np.testing.assert_array_equal(a, b)
     t = composite(image, alpha, "transparent", foreground=fg)
     np.testing.assert_array_equal(t[..., :3], fg)
+
+
+def test_blend_on_the_soft_pixels_equals_the_whole_frame_blend() -> None:
+    """composite() blends only where 0 < alpha < 1; the result is bit-identical to the formula
+    applied everywhere (what it computed before)."""
+    rng = np.random.default_rng(7)
+    fg = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    bg = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    a = rng.random((64, 80)).astype(np.float32)
+    a[:20] = 0.0
+    a[40:] = 1.0
+    a[30, :5] = (1e-8, 0.5, 1 - 1e-7, 0.999, 0.001)
+    a3 = a[..., None]
+    whole = np.clip(np.rint(fg.astype(np.float32) * a3 + bg.astype(np.float32) * (1.0 - a3)), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(compose.blend._blend(fg, bg, a), whole)
+    np.testing.assert_array_equal(composite(fg, a, "image", bg_image=bg, foreground_estimation=False), whole)

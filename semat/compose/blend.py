@@ -50,6 +50,18 @@ def composite(image: np.ndarray, alpha: np.ndarray, background: Background | str
         fg = image
     if bg is None:
         return rgba(image, a, fg)
-    a3 = a[..., None]
-    out = fg.astype(np.float32) * a3 + bg.astype(np.float32) * (1.0 - a3)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return _blend(fg, bg, a)
+
+
+def _blend(fg: np.ndarray, bg: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``rint(fg a + bg (1 - a))`` in float32, computed only where 0 < a < 1: elsewhere it is
+    exactly ``fg`` (a = 1) or ``bg`` (a = 0), so the result is the same as the whole-frame blend."""
+    out = np.array(bg, dtype=np.uint8, order="C", copy=True)
+    np.copyto(out, fg, where=(a >= 1.0)[..., None])
+    idx = np.flatnonzero((a > 0.0) & (a < 1.0))
+    if idx.size:
+        a1 = a.reshape(-1)[idx][:, None]
+        mixed = (np.ascontiguousarray(fg).reshape(-1, 3)[idx].astype(np.float32) * a1
+                 + np.ascontiguousarray(bg).reshape(-1, 3)[idx].astype(np.float32) * (1.0 - a1))
+        out.reshape(-1, 3)[idx] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return out
