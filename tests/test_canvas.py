@@ -275,3 +275,15 @@ def test_uploaded_path_accepts_only_gradio_uploads(tmp_path, monkeypatch):
     for bad in ({"path": "/etc/passwd"}, {"path": str(tmp_path / "gradio" / ".." / "x")}, {}, {"path": 3}):
         with pytest.raises(CanvasValueError):
             uploaded_path(bad)
+
+
+def test_a_photo_path_is_shown_upright_with_its_upright_size(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown rotated by 90°
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(path, exif=exif)
+    v = canvas_value(path)
+    assert (v["image"]["width"], v["image"]["height"]) == (30, 40)
+    assert v["image"]["file"]["path"] == str(path)
+    with Image.open(preview_file(path, directory=tmp_path)) as im:
+        assert im.size == (30, 40)

@@ -282,6 +282,7 @@ def test_canvas_edits_make_no_request(desktop, server):
     pg.mouse.click(*g(500, 1000))                    # select box 1 by its edge
     _drag(pg, g, (1000, 1000), (1100, 1100))         # move it
     _drag(pg, g, (1600, 1600), (1700, 1700))         # resize it
+    pg.keyboard.press("Shift+ArrowRight")            # nudge it by 10 screen px
     pg.keyboard.press("Delete")
     pg.keyboard.press("Control+z")
     pg.click("#canvas [data-mode='neg']")

@@ -60,13 +60,28 @@ Wiring (keyboard text fields kept in sync both ways; :func:`demo` runs exactly t
     boxes_tb, points_tb = gr.Textbox(label="Boxes", lines=3), gr.Textbox(label="Points", lines=3)
     # canvas -> text: in the browser only, no request per click (a focused field is left alone)
     canvas.change(None, [canvas, boxes_tb, points_tb], [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)
-    # text -> canvas: when the user presses Enter or leaves the field (a light Python handler)
+    # text -> canvas: when the user presses Enter or leaves a field (a light Python handler;
+    # canvas_from_text raises PromptError with the line at fault: show it next to the field)
     for ev in (boxes_tb.submit, boxes_tb.blur, points_tb.submit, points_tb.blur):
-        ev(lambda v, b, p: canvas_from_text(v, b, p), [canvas, boxes_tb, points_tb], canvas)
-    canvas.upload(lambda evt: load(uploaded_path(evt)), None, canvas)   # load -> canvas_value(...)
-    matte.click(run_matte, canvas, [outputs..., canvas])   # parse_canvas_value(v) -> prompt;
-                                                           # return with_mask(v, coarse_mask_file)
-    canvas.select(show_object, canvas, [alpha_view])       # evt: gr.SelectData -> evt.index
+        ev(canvas_from_text, [canvas, boxes_tb, points_tb], canvas)
+
+    def on_upload(evt: gr.EventData):                 # a file dropped on / picked in the canvas
+        path = uploaded_path(evt)                     # checked: gradio's own upload folder
+        image = load_image(path)                      # the app's loader (EXIF, size cap, ...)
+        return canvas_value(preview_file(image), image.shape[1], image.shape[0])
+    canvas.upload(on_upload, None, canvas)
+
+    def run_matte(value):
+        boxes, points, size, *_ = parse_canvas_value(value)   # original pixels, ticked boxes
+        ...
+        return outputs..., with_mask(value, coarse_mask)      # keeps the user's later edits
+    matte.click(run_matte, canvas, [..., canvas], show_progress="hidden")  # else gradio dims
+                                                                           # the canvas to 20 %
+    canvas.select(show_object, canvas, alpha_view)    # evt: gr.SelectData -> evt.index
+
+The browser sends ``image``/``mask`` back as plain ``src`` URLs (no FileData), so sending the
+prompt makes gradio copy or fetch no file. Arrow keys nudge the selection by one screen pixel
+(Shift: ten).
 
 Helpers: :func:`canvas_value`, :func:`parse_canvas_value` (-> :class:`CanvasPrompt`),
 :func:`sanitize_canvas_value`, :func:`canvas_to_text`, :func:`canvas_from_text`, :func:`with_mask`,
@@ -566,8 +581,9 @@ def _image_size(src: Any) -> tuple[int, int]:
     if isinstance(src, Image.Image):
         return src.size
     if isinstance(src, (str, os.PathLike)) and Path(src).is_file():
-        with Image.open(src) as im:
-            return im.size
+        with Image.open(src) as im:  # the upright size (EXIF orientation applied)
+            w, h = im.size
+            return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
     raise ValueError("width and height (the original image size) are required for a URL preview")
 
 
@@ -679,14 +695,13 @@ def _write(data: bytes, suffix: str, directory: str | os.PathLike[str] | None) -
 
 def _to_pil(image: Any):
     import numpy as np
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     if isinstance(image, Image.Image):
         return image
-    if isinstance(image, (str, os.PathLike)):
+    if isinstance(image, (str, os.PathLike)):  # upright, like semat's image loader
         with Image.open(image) as im:
-            im.load()
-            return im.copy()
+            return ImageOps.exif_transpose(im)
     a = np.asarray(image)
     if a.dtype != np.uint8:
         a = np.clip(a.astype(np.float32) * (255.0 if a.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)

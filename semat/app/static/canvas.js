@@ -353,6 +353,19 @@
     edit(() => { if (s.kind === "box") boxes.splice(s.i, 1); else points.splice(s.i, 1); });
     say(s.kind === "box" ? `Box ${s.i + 1} removed.` : `Point ${s.i + 1} removed.`);
   }
+  function nudge(key, d) {           // arrow keys move the selection by one screen pixel (Shift: 10)
+    const dx = key === "ArrowLeft" ? -d : key === "ArrowRight" ? d : 0, dy = key === "ArrowUp" ? -d : key === "ArrowDown" ? d : 0;
+    const s = sel;
+    edit(() => {
+      if (s.kind === "box") {
+        const b = boxes[s.i], mx = clamp(dx, -b.x1, W - b.x2), my = clamp(dy, -b.y1, H - b.y2);
+        Object.assign(b, { x1: b.x1 + mx, x2: b.x2 + mx, y1: b.y1 + my, y2: b.y2 + my });
+      } else {
+        const p = points[s.i];
+        Object.assign(p, { x: clamp(p.x + dx, 0, W), y: clamp(p.y + dy, 0, H) });
+      }
+    });
+  }
   function undo() {
     if (!undoStack.length) { say("Nothing to undo."); return; }
     redoStack.push(snapshot()); restore(undoStack.pop()); sel = null; render(); commit(); say("Undone.");
@@ -545,6 +558,7 @@
     else if (mod && (e.key === "y" || e.key === "Y")) { e.preventDefault(); redo(); }
     else if (e.key === "Delete" || e.key === "Backspace") { if (sel) { e.preventDefault(); removeSelection(); } }
     else if (e.key === "Escape") { if (sel) { e.preventDefault(); select(null); } }
+    else if (sel && e.key.startsWith("Arrow")) { e.preventDefault(); nudge(e.key, (e.shiftKey ? 10 : 1) * scale()); }
   });
   img.addEventListener("error", () => { if (src) say("The preview could not be loaded."); });
   img.setAttribute("draggable", "false");
