@@ -172,7 +172,11 @@ _STATIC = "static"
 
 @cache
 def _asset(name: str) -> str:
-    return resources.files("semat.app").joinpath(_STATIC, name).read_text(encoding="utf-8")
+    try:
+        return resources.files("semat.app").joinpath(_STATIC, name).read_text(encoding="utf-8")
+    except FileNotFoundError:  # an install built without package data
+        raise RuntimeError(f"semat/app/{_STATIC}/{name} is missing from this install; the package must ship "
+                           "semat/app/static/* (setuptools package-data)") from None
 
 
 def _checked_template(text: str, name: str) -> str:
