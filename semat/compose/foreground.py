@@ -81,8 +81,8 @@ def _band_rectangles(band: np.ndarray, context: int, tile_h: int | None = None) 
         for j0, j1 in zip(starts, ends):
             x0, x1 = int(j0) * _TILE_W, min(w, int(j1) * _TILE_W)
             sub = band[y0:y1, x0:x1]  # tighten the run to its band pixels
-            rows, cols = np.flatnonzero(sub.any(1)), np.flatnonzero(sub.any(0))
-            cy0, cy1, cx0, cx1 = y0 + rows[0], y0 + rows[-1] + 1, x0 + cols[0], x0 + cols[-1] + 1
+            rows, columns = np.flatnonzero(sub.any(1)), np.flatnonzero(sub.any(0))
+            cy0, cy1, cx0, cx1 = y0 + rows[0], y0 + rows[-1] + 1, x0 + columns[0], x0 + columns[-1] + 1
             core = (int(cy0), int(cy1), int(cx0), int(cx1))
             crop = (max(0, core[0] - context), min(h, core[1] + context),
                     max(0, core[2] - context), min(w, core[3] + context))
