@@ -139,4 +139,4 @@ def test_bad_image_file_is_one_line(tmp_path: Path, capsys) -> None:
     bad.write_text("hello")
     rc, _, err = _run(capsys, str(bad), "--text", "cat", "-o", str(tmp_path / "a.png"))
     assert rc == 2
-    assert "notes.jpg is not an image file" in _error_line(err)
+    assert "notes.jpg cannot be read as an image" in _error_line(err)
