@@ -38,6 +38,10 @@ trap 'rm -f "$rest"' EXIT
 grep -vE '^[[:space:]]*(torch|torchvision)[[:space:]]*([=<>!~;[]|$)' requirements.txt > "$rest"
 "${pip[@]}" -r "$rest" -r requirements-local.txt
 "${pip[@]}" --no-build-isolation --no-deps -e .
+# A venv that once had both distributions lost rf-sam-2's files with the sam2 uninstall above.
+if ! "$VENV/bin/python" -c "import sam2.modeling.backbones.hieradet" >/dev/null 2>&1; then
+  "${pip[@]}" --force-reinstall --no-deps "$(grep -E '^rf-sam-2==' requirements.txt)"
+fi
 
 if [ "$mode" = test ]; then
   "${pip[@]}" -r requirements-dev.txt
