@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from semat.io.images import ImageInputError, load_image, save_png
 
     max_side = max_side_of(args)
-    background = parse_background(args.composite) if args.composite else None
+    background = parse_background(args.composite, allow_path=True) if args.composite else None
     gt_dir = Path(args.gt_dir).expanduser() if args.gt_dir else None
     if gt_dir is not None and not gt_dir.is_dir():
         raise CLIError(f"--gt-dir {gt_dir}: no such folder")

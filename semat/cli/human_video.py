@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from semat.compose import background_array, composite, parse_background
     from semat.io.video import probe, process_video
 
-    background = parse_background(args.composite)
+    background = parse_background(args.composite, allow_path=True)  # a local file is the CLI user's own
     if background.kind == "transparent":
         raise InputError("a video composite needs a background (colour, blur, checker or image), not transparent")
     if args.short_side < 64:

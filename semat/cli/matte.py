@@ -122,14 +122,8 @@ def _check_arguments(args: argparse.Namespace):
     for path, flag in ((args.output, "-o"), (args.rgba, "--rgba"), (args.zip, "--zip"), (args.composite, "--composite")):
         if path:
             check_output_file(path, flag)
-    return _parse_background(args.background, parse_background) if args.background else None
-
-
-def _parse_background(spec: str, parse):
-    try:
-        return parse(spec, allow_path=True)  # CLI users own the machine: a local file is fine
-    except TypeError:  # an older parse_background without the keyword
-        return parse(spec)
+    # CLI users own the machine: a local image file is a fine background here (never in the app/API)
+    return parse_background(args.background, allow_path=True) if args.background else None
 
 
 def run(args: argparse.Namespace) -> int:
