@@ -42,11 +42,11 @@ def test_every_action_is_one_gpu_call(app):
     after_text = _calls(log)[before:]
     assert [c.split()[0] for c in after_text] == ["_gpu_matte"], after_text  # detect + matte: one call
     client.predict(img, "10, 10, 200, 200", "50, 50, 1", "sam2", "white", api_name="/matte_prompts")
-    client.predict(img, "cat", 0.0, 0.0, api_name="/detect")
+    client.predict(img, "cat", 0.0, 0.0, api_name="/detect")  # same image + text: the detector cache answers
     client.predict(img, "transparent", api_name="/matte_human")
     calls = [c.split()[0] for c in _calls(log)[before:]]
     assert calls == ["_gpu_matte", "_gpu_matte", "_gpu_detect", "_gpu_human"], calls
     assert all(10 <= int(c.split()[1]) <= 120 for c in _calls(log))  # durations computed per request
     status = client.predict(api_name="/status")
     assert status["inference_calls"] == {"detect": 1, "matte": 2, "human": 1}
-    assert status["semat_forwards"] >= 2 and status["detector_forwards"] >= 2 and status["human_forwards"] == 1
+    assert status["semat_forwards"] >= 2 and status["detector_forwards"] >= 1 and status["human_forwards"] == 1
