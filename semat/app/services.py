@@ -87,4 +87,28 @@ class Services:
         }
 
 
+def warm_up() -> threading.Thread:
+    """Compile pymatting's numba kernels now, in a background thread outside any GPU function, so
+    the first visitor does not pay the JIT (about 2 minutes on a fresh Space container)."""
+
+    def run() -> None:
+        import numpy as np
+
+        from semat.compose import estimate_foreground
+
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        alpha = np.clip(rng.random((32, 32), dtype=np.float32), 0.05, 0.95)
+        try:
+            estimate_foreground(image, alpha)
+            log.info("foreground estimation warmed up in %.1f s", time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001 - warming is an optimisation, never a start-up failure
+            log.warning("foreground estimation warm-up failed: %s", exc)
+
+    thread = threading.Thread(target=run, name="semat-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 SERVICES = Services()
