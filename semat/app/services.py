@@ -103,7 +103,7 @@ def warm_up() -> threading.Thread:
         try:
             estimate_foreground(image, alpha)
             log.info("foreground estimation warmed up in %.1f s", time.perf_counter() - t0)
-        except Exception as exc:  # noqa: BLE001 - warming is an optimisation, never a start-up failure
+        except Exception as exc:
             log.warning("foreground estimation warm-up failed: %s", exc)
 
     thread = threading.Thread(target=run, name="semat-warm-up", daemon=True)
