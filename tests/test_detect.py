@@ -137,7 +137,7 @@ def test_bad_arguments(detector: TextDetector) -> None:
         detector.detect(image, "cat", text_threshold=-0.1)
     with pytest.raises(ValueError, match="empty"):
         detector.detect(image, "  ")
-    with pytest.raises(ValueError, match="HxWx3 uint8"):
+    with pytest.raises(ValueError, match=r"RGB uint8 array \(HxWx3\)"):
         detector.detect(np.zeros((32, 32), np.uint8), "cat")
 
 
