@@ -15,7 +15,7 @@ import sys
 
 from semat.errors import InputError, SematError
 
-SUBCOMMAND_MODULES = ["download", "matte", "human", "human_video", "eval"]
+SUBCOMMAND_MODULES = ["download", "matte", "batch", "human", "human_video", "video", "eval"]
 
 
 class CLIError(InputError):

@@ -1,5 +1,8 @@
 """``semat matte IMAGE (--box X1,Y1,X2,Y2 | --text WORDS | --point X,Y[,1|0]) ... -o OUT.png``.
 
+Several images, a folder or ``--prompts FILE`` make it a batch into ``-o OUT_DIR``
+(:mod:`semat.cli.batch`, the same job as ``semat batch``).
+
 Argument parsing and file writing only: the prompt goes to :class:`semat.pipeline.MattingPipeline`,
 the same code path as the web app. Writes the 8-bit grayscale alpha at the image's original size;
 with several objects OUT.png is their union (sum clipped to 1) and OUT_1.png, OUT_2.png, ... hold
@@ -48,13 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "matte", help="alpha matte of objects given by boxes, words or clicks (SEMat)",
         description="Matte the object(s) given by boxes, words or clicks with SEMat and write the alpha "
                     "as an 8-bit grayscale PNG at the input's original size.")
-    p.add_argument("image", help="input image file")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="input image file; several files or folders (or --prompts) make a batch into -o OUT_DIR")
     p.add_argument("--box", action="append", default=[], metavar="X1,Y1,X2,Y2",
                    help="object box in pixels of the input (left,top,right,bottom); repeat for several objects")
     add_semat_arguments(p)
     p.add_argument("--batch-size", type=int, default=4, help="boxes per forward pass (default 4)")
-    p.add_argument("-o", "--output", required=True, help="output alpha PNG")
-    p.add_argument("--rgba", default=None, metavar="PATH", help="also write the RGBA cut-out here")
+    p.add_argument("-o", "--output", required=True,
+                   help="output alpha PNG (one image) or folder (a batch: <stem>.png, <stem>_rgba.png, summary.csv)")
+    p.add_argument("--rgba", default=None, metavar="PATH",
+                   help="also write the RGBA cut-out here (a batch writes <stem>_rgba.png unless --no-rgba)")
     g = p.add_argument_group("words, clicks and backgrounds")
     g.add_argument("--text", default=None, metavar="PHRASES",
                    help="what to cut out, e.g. 'cat' or 'cat. dog.' (GroundingDINO finds the boxes)")
@@ -76,10 +82,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--no-foreground-estimation", action="store_true",
                    help="blend the raw image colours (default: estimate foreground colours so edges "
                         "do not carry the old background's colour)")
-    g.add_argument("--zip", default=None, metavar="OUT.zip",
+    g.add_argument("--zip", default=None, metavar="OUT.zip", nargs="?", const=BATCH_ZIP,
                    help="also write a ZIP with one RGBA + one alpha PNG per object, the union and "
-                        "manifest.json (prompt, boxes, scores, thresholds, model, timings)")
+                        "manifest.json (prompt, boxes, scores, thresholds, model, timings); in a batch "
+                        "give it without a name: every image gets <stem>.zip")
+    from semat.cli.batch import add_batch_arguments
+
+    add_batch_arguments(p)
     p.set_defaults(func=run)
+
+
+BATCH_ZIP = "\0per-image"  # --zip without a file name (a batch)
+
+
+def is_batch(args: argparse.Namespace) -> bool:
+    """Several inputs, a folder, a URI or a prompts file make a batch; one image file does not."""
+    images = args.images
+    return bool(args.prompts) or len(images) > 1 or any("://" in i or Path(i).expanduser().is_dir()
+                                                         for i in images)
+
+
+def run_batch_mode(args: argparse.Namespace) -> int:
+    from semat.cli.batch import run_batch_command
+    from semat.cli.main import CLIError
+
+    if args.background is not None or args.composite is not None:
+        raise CLIError("--background/--composite work on one image; a batch writes alphas, cut-outs and ZIPs")
+    if args.rgba is not None:
+        raise CLIError("a batch writes <stem>_rgba.png into the -o folder by itself; drop --rgba PATH "
+                       "(or add --no-rgba to skip the cut-outs)")
+    if args.zip not in (None, BATCH_ZIP):
+        raise CLIError("in a batch --zip takes no file name: every image gets <stem>.zip in the -o folder")
+    return run_batch_command(args, list(args.images), args.output, zip_layers=args.zip == BATCH_ZIP)
 
 
 def per_object_path(output: Path, index: int) -> Path:
@@ -130,6 +164,13 @@ def run(args: argparse.Namespace) -> int:
     from semat.io.images import load_image
     from semat.pipeline import Prompt, default_pipeline
 
+    if is_batch(args):
+        return run_batch_mode(args)
+    args.image = args.images[0]
+    if args.zip == BATCH_ZIP:
+        from semat.cli.main import CLIError
+
+        raise CLIError("--zip needs a file name for one image, e.g. --zip layers.zip")
     background = _check_arguments(args)
     loaded = load_image(args.image)
     for notice in loaded.notices:
