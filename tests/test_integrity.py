@@ -121,6 +121,14 @@ def test_non_finite_weights_are_refused(tmp_path: Path, value: float, zip_format
     assert not torch.isfinite(read_state_dict(path, verify=False)["bad.bias"]).all()  # verify=False: as stored
 
 
+def test_large_finite_weights_are_not_mistaken_for_overflow(tmp_path: Path) -> None:
+    """The fast finite test sums each tensor; a sum that overflows must not refuse a good file."""
+    path = tmp_path / "large.pth"
+    torch.save({"big": torch.full((10,), 3e38), "half": torch.full((100_000,), 60_000.0, dtype=torch.float16),
+                "neg": torch.tensor([-3e38, -3e38])}, path)
+    assert set(read_state_dict(path)) == {"big", "half", "neg"}
+
+
 def test_legacy_files_are_not_zip_but_still_load(tmp_path: Path) -> None:
     path = tmp_path / "legacy.pth"
     torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=False)
