@@ -41,8 +41,9 @@ class Settings:
     detector: str = _var("SEMAT_DETECTOR", "", "text→box detector (registry name or a local folder)")
     max_megapixels: float = _var("SEMAT_MAX_MEGAPIXELS", 12.0,
                                  "larger images are downscaled to this many megapixels, with a notice", 0.01)
-    max_input_megapixels: float = _var("SEMAT_MAX_INPUT_MEGAPIXELS", 178.957,
-                                       "images above this size are refused before decoding", 0.01)
+    max_input_megapixels: float = _var("SEMAT_MAX_INPUT_MEGAPIXELS", 100.0,
+                                       "images above this size are refused from their header, before decoding "
+                                       "(a 150 MP PNG otherwise costs ~30 s and 3.5 GB)", 0.01)
     max_boxes: int = _var("SEMAT_MAX_BOXES", 16, "objects matted per request", 1, 256)
     preload: str = _var("SEMAT_PRELOAD", "",
                         "`all`, `default` or `none`: load models at start-up (empty: `all` on ZeroGPU)")

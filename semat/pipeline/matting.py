@@ -23,7 +23,14 @@ from semat.pipeline.cache import DEFAULT_CACHE_BYTES, Entry, MatteCache, SmallLR
 from semat.pipeline.objects import Job, build_jobs, derive_box
 from semat.pipeline.types import MatteResult, ObjectResult, Prompt, union
 from semat.settings import Settings
-from semat.validate import DEFAULT_MAX_BOXES, check_boxes, check_image, check_points, check_threshold
+from semat.validate import (
+    DEFAULT_MAX_BOXES,
+    check_boxes,
+    check_image,
+    check_points,
+    check_text,
+    check_threshold,
+)
 
 Progress = Callable[[float, str], Any]
 
@@ -112,6 +119,7 @@ class MattingPipeline:
                raise_if_empty: bool = True, *, image_key: str | None = None) -> list[Detection]:
         """Text → de-duplicated detections. The forward is cached per (image, text)."""
         image = check_image(image)
+        text = check_text(text)
         bt, tt = check_threshold(box_threshold, "box threshold"), check_threshold(text_threshold, "text threshold")
         with self._lock:
             det = self.detector()
@@ -207,7 +215,8 @@ class MattingPipeline:
         points = check_points(prompt.points, hw)
         dets = [Detection(tuple(float(v) for v in check_boxes(d.box, hw, max_boxes=None)[0]), d.label, d.score)
                 for d in prompt.detections]
-        prompt = Prompt(text=prompt.text, boxes=[tuple(b) for b in boxes], points=points,
+        prompt = Prompt(text=check_text(prompt.text) if prompt.text else None, boxes=[tuple(b) for b in boxes],
+                        points=points,
                         box_threshold=check_threshold(prompt.box_threshold, "box threshold"),
                         text_threshold=check_threshold(prompt.text_threshold, "text threshold"), detections=dets)
         return image, prompt, run
