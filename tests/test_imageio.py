@@ -370,6 +370,16 @@ def test_150_megapixel_png_is_refused_from_its_header(tmp_path: Path, monkeypatc
                                    "SEMAT_MAX_INPUT_MEGAPIXELS")
 
 
+def test_150_megapixel_png_is_refused_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """M2 with no setting at all: the default SEMAT_MAX_INPUT_MEGAPIXELS is below 150 MP."""
+    monkeypatch.delenv("SEMAT_MAX_INPUT_MEGAPIXELS", raising=False)
+    data = _big_zero_png(12_500, 12_000)
+    t0 = time.perf_counter()
+    with pytest.raises(ImageInputError, match=r"12500×12000 px \(150 MP\), above the \d+ MP safety limit"):
+        load_image(data, name="big.png")
+    assert time.perf_counter() - t0 < 0.5  # decoding it would take 20 s or more
+
+
 @pytest.mark.parametrize("w, h, rule", [(1, 1, "at least 8 px"), (7, 100, "at least 8 px"),
                                         (10_000, 8, "more elongated than"), (8, 2050, "more elongated than")])
 def test_tiny_and_extreme_images_are_refused_on_every_path(tmp_path: Path, w: int, h: int, rule: str) -> None:
