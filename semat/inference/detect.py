@@ -1,9 +1,18 @@
-"""Text → boxes with GroundingDINO (the transformers implementation, no custom CUDA op).
+"""Text → boxes with the GroundingDINO family (the transformers implementations, no custom CUDA op).
 
-``TextDetector.from_pretrained("grounding-dino-tiny")`` (default; ``"grounding-dino-base"`` for
-the larger Swin-B model) fetches the model repository through :mod:`semat.weights.hub` into the
-weights folder, like every other checkpoint. :meth:`TextDetector.detect` returns labelled,
-scored, de-duplicated boxes in original image pixels.
+``TextDetector.from_pretrained("mm-grounding-dino-tiny")`` (the default: OpenMMLab's
+MM-Grounding-DINO Swin-T, 50.6 COCO / 40.5 LVIS-minival zero-shot AP against GroundingDINO-T's
+48.4 / 28.8), ``"grounding-dino-tiny"`` / ``"grounding-dino-base"`` (IDEA-Research's originals) or
+``"llmdet-tiny"`` fetch the model repository through :mod:`semat.weights.hub` into the weights
+folder, like every other checkpoint. All of them load through transformers'
+``AutoModelForZeroShotObjectDetection`` (``GroundingDinoForObjectDetection`` /
+``MMGroundingDinoForObjectDetection``) with a ``GroundingDinoProcessor`` (BERT tokenizer), so the
+forward and the post-processing below are the same. :meth:`TextDetector.detect` returns
+labelled, scored, de-duplicated boxes in original image pixels.
+
+Input size: the processor resizes the shortest side to 800 px (longest at most 1333), as the
+models were trained; ``shortest_side=640`` (or any size) trades some accuracy on small objects
+for ~1.5x less compute, e.g. on CPU (see ``benchmarks/bench_detect.py``).
 
 Prompt text. Phrases are separated by ``.`` (GroundingDINO's convention, ``"cat. dog."``);
 commas, semicolons and new lines are accepted as separators too, and a trailing ``.`` is added.
@@ -40,8 +49,12 @@ import numpy as np
 from semat.errors import InputError, NoDetectionError
 from semat.validate import check_image, check_threshold
 
-DETECTOR_NAMES = ("grounding-dino-tiny", "grounding-dino-base")
-DEFAULT_DETECTOR = "grounding-dino-tiny"
+DETECTOR_NAMES = ("mm-grounding-dino-tiny", "grounding-dino-tiny", "grounding-dino-base", "llmdet-tiny")
+DEFAULT_DETECTOR = "mm-grounding-dino-tiny"
+# transformers model types that run through this wrapper (same processor, same outputs).
+MODEL_TYPES = ("grounding-dino", "mm-grounding-dino")
+DEFAULT_SHORTEST_SIDE = 800
+_LONGEST_PER_SHORTEST = 1333 / 800  # the processors' default longest_edge for shortest_edge 800
 # HF GroundingDINO hard-codes these token ids ([CLS], [SEP], '.', '?') for phrase splitting.
 SPECIAL_TOKEN_IDS = (101, 102, 1012, 1029)
 MAX_TEXT_TOKENS = 256
@@ -129,11 +142,15 @@ def write_tiny_vocab(folder: str | Path, words: list[str] | None = None) -> Path
     return path
 
 
-def tiny_config(vocab_size: int) -> Any:
-    """A ~2 M-parameter random GroundingDINO config (tests and SEMAT_TEST_MODELS=tiny)."""
-    from transformers import BertConfig, GroundingDinoConfig, SwinConfig
+def tiny_config(vocab_size: int, model_type: str = "grounding-dino") -> Any:
+    """A ~2 M-parameter random config of ``model_type`` (``grounding-dino`` or
+    ``mm-grounding-dino``), for tests and SEMAT_TEST_MODELS=tiny."""
+    from transformers import BertConfig, GroundingDinoConfig, MMGroundingDinoConfig, SwinConfig
 
-    return GroundingDinoConfig(
+    config_class = {"grounding-dino": GroundingDinoConfig, "mm-grounding-dino": MMGroundingDinoConfig}
+    if model_type not in config_class:
+        raise InputError(f"unknown detector model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+    return config_class[model_type](
         backbone_config=SwinConfig(embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
                                    out_features=["stage2", "stage3", "stage4"]),
         text_config=BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=1,
@@ -143,59 +160,107 @@ def tiny_config(vocab_size: int) -> Any:
         num_queries=50)
 
 
-class TextDetector:
-    """GroundingDINO wrapper: ``detect(image, "cat. dog.")`` → list of :class:`Detection`."""
+# registry name -> the transformers model type its tiny stand-in uses
+TINY_MODEL_TYPES = {"grounding-dino-tiny": "grounding-dino", "grounding-dino-base": "grounding-dino",
+                    "mm-grounding-dino-tiny": "mm-grounding-dino", "llmdet-tiny": "mm-grounding-dino"}
 
-    def __init__(self, model: Any, processor: Any, runtime: Any = None, name: str = ""):
+
+def set_shortest_side(processor: Any, shortest_side: int | None) -> None:
+    """Resize inputs to ``shortest_side`` px (longest side at most 1333/800 of it); None keeps the
+    processor's own setting (800 for the released models)."""
+    if shortest_side is None:
+        return
+    side = int(shortest_side)
+    if not 32 <= side <= 4096:
+        raise InputError(f"detector input size must be between 32 and 4096 px, got {shortest_side!r}")
+    processor.image_processor.size = {"shortest_edge": side, "longest_edge": round(side * _LONGEST_PER_SHORTEST)}
+
+
+class TextDetector:
+    """GroundingDINO-family wrapper: ``detect(image, "cat. dog.")`` → list of :class:`Detection`.
+
+    Precision: under ``dtype=auto`` the detector follows :meth:`semat.runtime.Runtime.for_model`
+    (fp32 on CPU, where bf16 was measured slower; bf16 on CUDA). A reduced dtype casts the weights
+    once and runs the forward under autocast, so ops without a fast bf16 kernel stay fp32.
+    """
+
+    def __init__(self, model: Any, processor: Any, runtime: Any = None, name: str = "",
+                 shortest_side: int | None = None):
+        import torch
+
+        from semat.models.precision import cast_matmul_weights
         from semat.runtime import Runtime, select_runtime
 
-        self.runtime: Runtime = runtime or select_runtime("cpu")
-        self.model = model.to(self.runtime.device, self.runtime.dtype).eval()
+        runtime = runtime or select_runtime("cpu")
+        self.runtime: Runtime = runtime.for_model("detector")
+        self.model = model.to(self.runtime.device).eval()
+        if self.runtime.dtype != torch.float32:
+            cast_matmul_weights(self.model, self.runtime.dtype)
         self.processor = processor
         self.name = name
         self.calls = 0  # model forwards, for cache tests and timing reports
         self.last_timings: dict[str, float] = {}
         self._lock = threading.Lock()
+        set_shortest_side(processor, shortest_side)
+
+    @property
+    def shortest_side(self) -> int | None:
+        size = getattr(self.processor.image_processor, "size", None)
+        side = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        return int(side) if side else None
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_pretrained(cls, name: str = DEFAULT_DETECTOR, runtime: Any = None, progress: Any = None,
-                        device: str = "auto", dtype: Any = None) -> TextDetector:
-        """Load ``grounding-dino-tiny`` / ``grounding-dino-base`` (registry names, also ``tiny``,
-        ``base``, ``IDEA-Research/grounding-dino-*``) or a local folder in transformers format."""
+                        device: str = "auto", dtype: Any = None, shortest_side: int | None = None) -> TextDetector:
+        """Load a registered detector (``mm-grounding-dino-tiny``, ``grounding-dino-tiny``,
+        ``grounding-dino-base``, ``llmdet-tiny``; also ``tiny``/``base`` and the Hub ids) or a local
+        folder in transformers format holding a GroundingDINO or MM-Grounding-DINO model.
+        ``shortest_side``: input resize (None: the model's own, 800 px)."""
+        import json
+
         from semat.models._compat import import_torchvision
         from semat.runtime import select_runtime
         from semat.weights.hub import resolve
 
-        key = name.strip()
-        if key in ("tiny", "base"):
-            key = f"grounding-dino-{key}"
-        key = key.removeprefix("IDEA-Research/")
+        key = _registry_key(name)
         folder = resolve(key, progress)
         if not folder.is_dir() or not (folder / "config.json").is_file():
             raise InputError(f"{name}: not a GroundingDINO model folder (config.json missing); "
                              f"use one of {', '.join(DETECTOR_NAMES)} or a transformers-format folder")
+        try:
+            model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{name}: unreadable config.json ({exc})") from None
+        if model_type not in MODEL_TYPES:
+            raise InputError(f"{name}: model type {model_type!r} is not a GroundingDINO-family detector "
+                             f"(supported: {', '.join(MODEL_TYPES)})")
         import_torchvision()
-        from transformers import GroundingDinoForObjectDetection, GroundingDinoProcessor
+        from transformers import AutoModelForZeroShotObjectDetection, GroundingDinoProcessor
 
         runtime = runtime or select_runtime(device, dtype)
         processor = GroundingDinoProcessor.from_pretrained(str(folder))
-        model = GroundingDinoForObjectDetection.from_pretrained(str(folder))
-        return cls(model, processor, runtime, name=key)
+        model = AutoModelForZeroShotObjectDetection.from_pretrained(str(folder))
+        return cls(model, processor, runtime, name=key, shortest_side=shortest_side)
 
     @classmethod
     def tiny(cls, seed: int = 0, vocab_file: str | Path | None = None, image_size: int = 96,
-             runtime: Any = None) -> TextDetector:
-        """Random-weight tiny GroundingDINO with a tokenizer from ``vocab_file`` (a small vocab is
-        written to a temporary folder when None). Boxes are random: for tests only."""
+             runtime: Any = None, name: str = DEFAULT_DETECTOR) -> TextDetector:
+        """Random-weight tiny stand-in of the registered detector ``name`` (its model class, a
+        ~2 M-parameter config) with a tokenizer from ``vocab_file`` (a small vocab is written to a
+        temporary folder when None). Boxes are random: for tests only."""
         import torch
 
         from semat.models._compat import import_torchvision
 
+        key = _registry_key(name)
+        if key not in TINY_MODEL_TYPES:
+            raise InputError(f"no tiny stand-in for detector {name!r}; choose one of {', '.join(TINY_MODEL_TYPES)}")
+        model_type = TINY_MODEL_TYPES[key]
         import_torchvision()
         from transformers import (
+            AutoModelForZeroShotObjectDetection,
             BertTokenizer,
-            GroundingDinoForObjectDetection,
             GroundingDinoImageProcessor,
             GroundingDinoProcessor,
         )
@@ -213,8 +278,8 @@ class TextDetector:
         processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
         with torch.random.fork_rng(devices=[]):  # CPU only: ZeroGPU's emulated CUDA must not be touched
             torch.manual_seed(seed)
-            model = GroundingDinoForObjectDetection(tiny_config(len(tokenizer)))
-        return cls(model, processor, runtime, name="grounding-dino-tiny-random")
+            model = AutoModelForZeroShotObjectDetection.from_config(tiny_config(len(tokenizer), model_type))
+        return cls(model, processor, runtime, name=f"{key}-random")
 
     # -------------------------------------------------------------------- inference
     def raw_scores(self, image: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -231,9 +296,10 @@ class TextDetector:
             raise InputError(f"the text prompt is too long ({inputs['input_ids'].shape[1]} tokens, "
                              f"at most {MAX_TEXT_TOKENS}); use fewer or shorter phrases")
         inputs = {k: v.to(self.runtime.device) for k, v in inputs.items()}
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.runtime.dtype)
         t1 = time.perf_counter()
-        with self._lock, torch.inference_mode():
+        dtype = self.runtime.dtype
+        with self._lock, torch.inference_mode(), torch.autocast(self.runtime.device.type, dtype=dtype,
+                                                                enabled=dtype != torch.float32):
             out = self.model(**inputs)
             self.calls += 1
         t2 = time.perf_counter()
@@ -263,6 +329,18 @@ class TextDetector:
                            iou_threshold, cross_label_iou, max_detections, raise_if_empty)
         self.last_timings["detect_postprocess"] = time.perf_counter() - t0
         return dets
+
+
+def _registry_key(name: str) -> str:
+    """Registry name for ``name`` (also the short forms ``tiny``/``base`` and the Hub ids)."""
+    key = str(name).strip()
+    if key in ("tiny", "base"):
+        return f"grounding-dino-{key}"
+    if key in ("mm-tiny", "openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det"):
+        return "mm-grounding-dino-tiny"
+    if key == "iSEE-Laboratory/llmdet_tiny":
+        return "llmdet-tiny"
+    return key.removeprefix("IDEA-Research/")
 
 
 def postprocess(probs: np.ndarray, boxes: np.ndarray, ids: list[int], text: str, image_hw: tuple[int, int],

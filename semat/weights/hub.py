@@ -99,6 +99,12 @@ REGISTRY: dict[str, WeightsEntry] = {
         WeightsEntry("grounding-dino-base", "IDEA-Research/grounding-dino-base", "",
                      "GroundingDINO Swin-B (transformers format), about 930 MB", kind="repo",
                      required=TRANSFORMERS_DETECTOR_FILES),
+        WeightsEntry("mm-grounding-dino-tiny", "openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det", "",
+                     "MM-Grounding-DINO Swin-T, O365v1+GoldG+V3Det (transformers format), about 0.7 GB",
+                     kind="repo", required=TRANSFORMERS_DETECTOR_FILES),
+        WeightsEntry("llmdet-tiny", "iSEE-Laboratory/llmdet_tiny", "",
+                     "LLMDet Swin-T (MM-Grounding-DINO architecture, transformers format), about 0.7 GB",
+                     kind="repo", required=TRANSFORMERS_DETECTOR_FILES),
     ]
 }
 
