@@ -27,7 +27,13 @@ from semat.weights.integrity import check_finite_output, verify_file
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(integrity, "_MEMO", {})
     return tmp_path / "xdg" / "semat"
+
+
+def _new_process() -> None:
+    """Forget this process's in-memory verdicts (what a restart does): only the disk cache is left."""
+    integrity._MEMO.clear()
 
 
 @pytest.fixture
@@ -163,15 +169,19 @@ def test_second_verification_reads_nothing(tmp_path: Path, monkeypatch, settled)
     first = verify_file(path)
     assert not first.cached and integrity.verdict_path(path).is_file()
     monkeypatch.setattr(integrity, "_scan", lambda *a: pytest.fail("read again"))
-    second = verify_file(path)
+    assert verify_file(path).cached  # in memory
+    _new_process()
+    second = verify_file(path)  # from the signed disk entry
     assert second.cached and second.sha256 == first.sha256
     assert integrity.file_sha256(path) == first.sha256
 
 
-def test_fresh_files_are_not_cached(tmp_path: Path) -> None:
+def test_fresh_files_are_not_cached_on_disk(tmp_path: Path, monkeypatch) -> None:
     path = _checkpoint(tmp_path / "good.pth")
     assert not verify_file(path).cached
-    assert not integrity.verdict_path(path).exists()  # written < 2 s ago: verified again next time
+    assert not integrity.verdict_path(path).exists()  # written < 2 s ago: the next process verifies again
+    monkeypatch.setattr(integrity, "_scan", lambda *a: pytest.fail("read again"))
+    assert verify_file(path).cached  # but this process hashes a fresh download only once
 
 
 def test_key_is_private_and_others_readable_key_is_not_trusted(tmp_path: Path, private_cache, settled) -> None:
@@ -179,8 +189,10 @@ def test_key_is_private_and_others_readable_key_is_not_trusted(tmp_path: Path, p
     verify_file(path)
     key = private_cache / "integrity.key"
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    _new_process()
     assert verify_file(path).cached
     key.chmod(0o644)  # readable by others: anyone could forge entries with it
+    _new_process()
     assert not verify_file(path).cached
 
 
@@ -259,7 +271,9 @@ def test_unusable_cache_folder_still_verifies(tmp_path: Path, monkeypatch) -> No
     blocker.write_text("x")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     good = _checkpoint(tmp_path / "good.pth")
-    assert not verify_file(good).cached and not verify_file(good).cached
+    assert not verify_file(good).cached
+    _new_process()
+    assert not verify_file(good).cached
     with pytest.raises(WeightsCorrupt):
         verify_file(_flip_middle(good, tmp_path / "bad.pth"))
 
@@ -297,6 +311,7 @@ def test_corrupted_golden_checkpoint_is_refused_and_intact_one_loads(golden_dir,
     t0 = time.perf_counter()
     first = verify_file(good)
     first_s = time.perf_counter() - t0
+    _new_process()  # measure the signed disk cache, as the next start sees it
     t0 = time.perf_counter()
     second = verify_file(good)
     cached_s = time.perf_counter() - t0

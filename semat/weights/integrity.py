@@ -37,7 +37,12 @@ Hugging Face cache is not ours to write into). An entry is trusted only when
 Anything else (no entry, an old unsigned ``*.sha256.json`` sidecar, a bad MAC, a changed
 stat, an unreadable or unusable cache folder) means a full verification, so the cache can only
 save time, never vouch for bytes it has not hashed. A file that changes while it is being
-hashed is not cached. Entries whose file no longer exists are pruned when a new one is written.
+hashed is not cached, nor one changed less than :data:`RACY_NS` (2 s) before it was hashed:
+within one timestamp tick a rewrite could leave every stat field as recorded (git's "racy"
+files), so such a file is simply verified again by the next process. Within one process,
+verdicts are also kept in memory under the same stat key, so a file just downloaded is hashed
+once, not again for the pipeline's sha256. Entries whose file no longer exists are pruned
+when a new one is written.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ __all__ = [
 CHUNK = 4 << 20  # bytes read per step of the verification pass
 RACY_NS = 2_000_000_000  # files changed less than this long ago are not cached (timestamp granularity)
 _CACHE_VERSION = 1
+_MEMO: dict[tuple[object, ...], tuple[str, int | None]] = {}  # this process's verdicts, by real path + stat
+_MEMO_SIZE = 64
 _MAX_PRUNE = 1000  # cache entries looked at when pruning
 
 
@@ -119,6 +126,10 @@ def verify_file(path: str | os.PathLike, *, use_cache: bool = True) -> FileVerdi
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise IsADirectoryError(f"{path} is not a regular file")
+    memo_key = (os.path.realpath(path), *_stat_fields(st).values())
+    if use_cache and memo_key in _MEMO:  # verified by this process (e.g. a fresh download)
+        sha256, records = _MEMO[memo_key]
+        return FileVerdict(path, sha256, records, cached=True)
     key = _secret() if use_cache else None
     if key is not None:
         hit = _cached(path, st, key)
@@ -126,6 +137,10 @@ def verify_file(path: str | os.PathLike, *, use_cache: bool = True) -> FileVerdi
             return hit
     sha256, records = _scan(path, st.st_size)
     verdict = FileVerdict(path, sha256, records)
+    if _stat_fields(os.stat(path)) == _stat_fields(st):
+        while len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[memo_key] = (sha256, records)
     if key is not None:
         unchanged = _stat_fields(os.stat(path)) == _stat_fields(st)  # not modified while it was read
         # "Racy" files: a change within the same timestamp tick would leave the stat as recorded,
