@@ -1,28 +1,36 @@
 """The tabs' event handlers: short, typed, each session → service → render.
 
-Every handler is wrapped by :func:`semat.app.errors.friendly`, so a failure reaches the user as
-one message and the app keeps serving. Each user action makes exactly one GPU call.
+Every user action is one chain (wired in :mod:`semat.app.layout`): a light ``begin`` step (the
+status line says what runs, the buttons turn busy), the model step (exactly one GPU call, then
+only previews), and a background step that writes the full-size downloads. Failures never
+raise: :func:`inline` turns them into a message in the status line that stays until the next
+action, and gives the buttons back. Notices (downscaled photo, box limit, …) stay toasts.
 """
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
 from semat import registry
-from semat.app import editor as L
-from semat.app.errors import friendly, user_error
-from semat.app.render import Rendered, recomposite_session, render, ui_background
-from semat.app.session import TabSession, load_into, resolve_image, session, show
+from semat.app import canvas as C
+from semat.app.errors import to_gr_error, user_error
+from semat.app.render import download_files, info_markdown, mask_preview, previews, ui_background
+from semat.app.session import TabSession, load_into, preview_of, resolve_image, session, working_image
 from semat.app.zerogpu import gpu_detect, gpu_human, gpu_matte
 from semat.inference.detect import Detection
 from semat.pipeline import MatteResult, Prompt
 from semat.settings import Settings
 from semat.validate import check_boxes, check_points, check_text, parse_boxes, parse_points
 
-Outputs = tuple[Any, ...]
+SKIP = gr.update()
+ON, OFF = gr.update(interactive=True), gr.update(interactive=False)
+N_DOWNLOADS = 4  # RGBA, alpha, composite, ZIP
 
 
 def notify(notices: list[str]) -> None:
@@ -30,232 +38,334 @@ def notify(notices: list[str]) -> None:
         gr.Info(n, duration=8)
 
 
-def _render(s: TabSession, result: MatteResult, bg: tuple, extra: dict[str, Any]) -> Rendered:
-    background, bg_image, notices = ui_background(*bg)
-    notify(notices + list(result.notices))
-    return render(s, result, background, bg_image, extra)
+def error_text(exc: BaseException) -> str:
+    err = exc if isinstance(exc, gr.Error) else to_gr_error(exc)
+    title = getattr(err, "title", None) or "Error"
+    return f"⚠ **{title}:** {err.message}"
 
 
-def _info(variant: str, result: MatteResult, **more: Any) -> dict[str, Any]:
-    return {"model": registry.label(variant), "objects": len(result.objects), **more}
+def inline(n: int, status: int, enable: tuple[int, ...] = (), disable: tuple[int, ...] = ()) -> Callable:
+    """A handler with ``n`` outputs whose failure shows as the ``status`` output (the other outputs
+    unchanged, the ``enable`` buttons usable again, the ``disable`` ones not)."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                out: list[Any] = [SKIP] * n
+                out[status] = error_text(exc)
+                for i in enable:
+                    out[i] = ON
+                for i in disable:
+                    out[i] = OFF
+                return tuple(out)
+        return run
+    return wrap
 
 
-@friendly
-def recomposite(bg_mode, colour, bg_image, blur, image_path: str | None, alpha_path: str | None, s: Any):
-    """Background controls changed: blend again from the cached alpha (no model call)."""
-    s = session(s)
-    background, bg_array, notices = ui_background(bg_mode, colour, bg_image, blur)
-    for n in notices:
-        gr.Warning(n)
-    path = recomposite_session(s, background, bg_array, image_path, alpha_path)
-    return (gr.update() if path is None else path), s
+def eta(s: TabSession) -> str:
+    return f" (about {s.last_seconds:.0f} s, like the last run)" if s.last_seconds and s.last_seconds >= 1 else ""
 
 
-@friendly
-def on_upload(path: str | None, s: Any):
+def no_downloads() -> tuple:
+    return tuple(gr.update(value=None, interactive=False) for _ in range(N_DOWNLOADS))
+
+
+def cleared_results() -> tuple:
+    """(alpha, composite, objects, 4 downloads, info) of a tab with no result yet."""
+    return (None, None, gr.update(choices=[], value=None, visible=False), *no_downloads(), "")
+
+
+# ---------------------------------------------------------------------- cut-out: image
+
+
+def _shown(s: TabSession) -> dict[str, Any]:
+    img = working_image(s)
+    s.preview_src = str(C.preview_file(preview_of(s)))
+    return C.canvas_value(s.preview_src, img.shape[1], img.shape[0])
+
+
+@inline(11, 1)
+def cut_upload(s, evt: gr.EventData):
+    """A photo dropped on (or opened in) the canvas: the working image, shown as a preview."""
+    s = TabSession()
+    notices = load_into(s, str(C.uploaded_path(evt)))
+    notify(notices)
+    return (_shown(s), f"Loaded **{s.name}** ({s.image.shape[1]}×{s.image.shape[0]}). Drag a box, click the "
+            "object, or type what to cut out and press **Detect** or **Matte**.", s, *cleared_results())
+
+
+@inline(11, 1)
+def cut_example(path, s):
+    """An example row: its photo on the canvas (the text prompt is set by the row itself)."""
     s = TabSession()
     if not path:
-        return None, s
+        raise user_error("That example's photo is missing.", "No example")
     notify(load_into(s, path))
-    assert s.image is not None
-    return show(s, s.image, "input"), s
+    return _shown(s), "Example loaded; matting…", s, *cleared_results()
 
 
-# --------------------------------------------------------------------------------- text tab
+@inline(2, 1)
+def cut_from_text(value, boxes_text, points_text):
+    """Enter in (or leaving) the Boxes/Points fields: the typed prompt onto the canvas (a bad line
+    is reported in the status line at once)."""
+    new = C.canvas_from_text(value, boxes_text, points_text)
+    return new, (SKIP if new == C.sanitize_canvas_value(value) else "Typed boxes and points applied.")
 
 
-def det_label(i: int, det: Detection) -> str:
-    return f"#{i + 1} {det.label} ({det.score:.2f})"
+# ------------------------------------------------------------------ cut-out: the prompt
 
 
-def selected_indices(selected: list[str] | None, n: int) -> list[int]:
-    out = set()
-    for v in selected or []:
-        try:
-            k = int(str(v).split()[0].lstrip("#")) - 1
-        except (ValueError, IndexError):
-            continue
-        if 0 <= k < n:
-            out.add(k)
-    return sorted(out)
+def canvas_prompt(value: Any, s: TabSession, text: str | None, bt: float, tt: float
+                  ) -> tuple[Prompt, list[int] | None, dict[int, int] | None]:
+    """The canvas (plus the text prompt) as one pipeline prompt, in working-image pixels.
+
+    Ticked boxes that carry a detection score are the reviewed detections (matted as they are,
+    no second detection); other ticked boxes are drawn boxes; every point is sent. Returns the
+    prompt, the ``selected`` detections and, when the canvas already shows every box the run
+    will matte, which canvas box becomes which object (else None: the reply redraws the boxes).
+    """
+    img = working_image(s)
+    p = C.parse_canvas_value(value)
+    if p.size != (img.shape[1], img.shape[0]):
+        raise user_error("The picture on the canvas is not the one this tab remembers (the page was idle too "
+                         "long?). Open the image again.", "Image changed")
+    v = C.sanitize_canvas_value(value)
+    has_dets = any(len(b) > 4 and b[4].get("score") is not None for b in v["boxes"])
+    text = (text or "").strip() or None
+    key = (s.image_sha, text, float(bt), float(tt))
+    det = [k for k in range(len(p.boxes)) if p.scores[k] is not None]
+    drawn = [k for k in range(len(p.boxes)) if p.scores[k] is None]
+    limit = Settings.from_env().max_boxes
+    if has_dets and (text is None or s.detect_key == key):
+        if not det and not drawn and not p.points:
+            raise user_error("Every detected box is unticked. Tick at least one (or press “Keep best”), draw a "
+                             "box, or click the object, then press Matte.", "Nothing selected")
+        if len(det) + len(drawn) > limit:
+            raise user_error(f"Too many boxes ticked ({len(det) + len(drawn)}; the limit is {limit}). Press "
+                             f"“Keep best” or untick some, then press Matte.", "Too many boxes")
+        dets = [Detection(p.boxes[k], p.labels[k] or "object", float(p.scores[k])) for k in det]
+        prompt = Prompt(boxes=[p.boxes[k] for k in drawn], points=p.points, detections=dets)
+        order = [p.box_index[k] for k in det] + [p.box_index[k] for k in drawn]
+        return prompt, (list(range(len(dets))) if dets else None), {c: o for o, c in enumerate(order)}
+    boxes = [p.boxes[k] for k in drawn]
+    if len(boxes) > limit:
+        raise user_error(f"Too many boxes ({len(boxes)}; the limit is {limit}). Delete some, then press Matte.",
+                         "Too many boxes")
+    prompt = Prompt(text=text, boxes=boxes, points=p.points, box_threshold=float(bt), text_threshold=float(tt))
+    if prompt.empty:
+        raise user_error("Drag a box around the object, click on it, or type what to cut out, then press "
+                         "Matte.", "No prompt")
+    if text:
+        return prompt, None, None
+    return prompt, None, {p.box_index[k]: o for o, k in enumerate(drawn)}
 
 
-def _det_overlay(s: TabSession, chosen: list[int]) -> str:
-    dets = s.detections
-    assert s.image is not None
-    dimmed = {i for i in range(len(dets)) if i not in chosen}
-    return show(s, L.draw_overlay(s.image, [tuple(d.box) for d in dets], (), [f"{d.label} {d.score:.2f}" for d in dets],
-                                  dimmed), "detections")
+def _drawn_boxes(value: Any) -> tuple[list[list[Any]], list[list[Any]]]:
+    v = C.sanitize_canvas_value(value)
+    return ([b for b in v["boxes"] if not (len(b) > 4 and b[4].get("score") is not None)], v["points"])
 
 
-def _checklist(s: TabSession, chosen: list[int]):
-    choices = [det_label(i, d) for i, d in enumerate(s.detections)]
-    return gr.update(choices=choices, value=[choices[i] for i in chosen])
+def _with_detections(s: TabSession, value: Any, dets: list[Detection], ticked: list[int] | None,
+                     mask: np.ndarray | None = None) -> dict[str, Any]:
+    """A fresh canvas value: the detections (labelled, scored; ``ticked`` or the best up to the
+    box limit), then the boxes the user drew, and their points."""
+    img = working_image(s)
+    drawn, points = _drawn_boxes(value)
+    src = C.sanitize_canvas_value(value)["image"]["src"] or s.preview_src
+    boxes = [list(d.box) for d in dets] + [b[:4] for b in drawn]
+    labels = [d.label for d in dets] + [(b[4].get("label") if len(b) > 4 else None) for b in drawn]
+    scores: list[float | None] = [float(d.score) for d in dets] + [None] * len(drawn)
+    enabled = None if ticked is None else [i in ticked for i in range(len(dets))] + [True] * len(drawn)
+    best = Settings.from_env().max_boxes if ticked is None else None
+    v = C.canvas_value(src, img.shape[1], img.shape[0], boxes, points, labels=labels, scores=scores,
+                       enabled=enabled, best=best)
+    return v if mask is None else C.with_mask(v, mask)
 
 
-@friendly
-def text_detect(path, text, box_threshold, text_threshold, s):
+def begin(verb: str, buttons: int = 2):
+    """The light first step of a run: the status line says what runs; its ``buttons`` turn busy
+    and the Cancel button comes on."""
+
+    def start(s):
+        s = session(s)
+        return (f"**{verb}…**{eta(s) if verb.startswith('Matting') else ''}", *[OFF] * buttons, ON)
+
+    start.__name__ = f"begin_{verb.split()[0].lower()}"
+    return start
+
+
+@inline(6, 1, enable=(3, 4), disable=(5,))
+def cut_detect(value, boxes_text, points_text, text, box_threshold, text_threshold, s):
     s = session(s)
-    image, notices = resolve_image(s, path)
-    notify(notices)
+    image = working_image(s)
+    value = C.canvas_from_text(value, boxes_text, points_text)  # typed but not applied yet
     text = check_text(text)
-    s.detections = gpu_detect(image, text, float(box_threshold), float(text_threshold))
-    s.detect_key = (s.image_sha, text, float(box_threshold), float(text_threshold))
-    best = _best(s.detections, Settings.from_env().max_boxes)
-    msg = (f"Found {len(s.detections)} object(s); the {len(best)} best are ticked. Untick any you don't want, "
-           "then press **Matte**.")
-    return _det_overlay(s, best), _checklist(s, best), msg, s
+    dets = gpu_detect(image, text, float(box_threshold), float(text_threshold))
+    s.detections, s.detect_key = list(dets), (s.image_sha, text, float(box_threshold), float(text_threshold))
+    limit = Settings.from_env().max_boxes
+    new = _with_detections(s, value, s.detections, None)
+    ticked = len(C.parse_canvas_value(new).boxes)
+    msg = (f"Found {len(dets)} “{text}”; the {min(ticked, limit)} best are ticked. Untick, move, delete or add "
+           "boxes, then press **Matte**.")
+    return new, msg, s, ON, ON, OFF
 
 
-def _best(dets: list[Detection], k: int) -> list[int]:
-    from semat.pipeline import top_scoring
+def _legend(s: TabSession, result: MatteResult) -> Any:
+    """The objects' legend (the union first); canvas box numbers where an object has a box."""
+    inverse = {o: c for c, o in s.box_objects.items()}
+    choices = [("All objects", "all")]
+    for j, o in enumerate(result.objects):
+        num = f"#{inverse[j] + 1} " if j in inverse else ""
+        score = f" {o.score:.2f}" if o.score is not None else ""
+        choices.append((f"{num}{o.label}{score}", str(j)))
+    return gr.update(choices=choices, value="all", visible=len(result.objects) > 1)
 
-    return top_scoring(dets, range(len(dets)), k)
 
-
-@friendly
-def text_selection(selected, s):
+@inline(14, 1, enable=(3, 4), disable=(5,))
+def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshold, variant_label, bg_mode, colour,
+              bg_image, blur, s):
+    """Matte what the canvas holds (one GPU call), then show previews only. Boxes or points typed
+    in the text fields and not applied yet (Matte clicked straight after typing) are applied first."""
+    t0 = time.perf_counter()
     s = session(s)
-    if s.image is None or not s.detections:
-        return gr.update(), s
-    return _det_overlay(s, selected_indices(selected, len(s.detections))), s
-
-
-@friendly
-def text_matte(path, text, box_threshold, text_threshold, variant_label, selected, bg_mode, colour, bg_image,
-               blur, s):
-    s = session(s)
-    image, notices = resolve_image(s, path)
-    notify(notices)
-    text = check_text(text)
+    image = working_image(s)
+    value = C.canvas_from_text(value, boxes_text, points_text)
+    background, bg_array, bg_notices = ui_background(bg_mode, colour, bg_image, blur)  # fails before the GPU
+    prompt, selected, mapping = canvas_prompt(value, s, text, box_threshold, text_threshold)
     variant = registry.from_label(variant_label)
-    prompt = Prompt(text=text, box_threshold=float(box_threshold), text_threshold=float(text_threshold))
-    chosen = None
-    if s.detect_key == (s.image_sha, text, float(box_threshold), float(text_threshold)):
-        chosen = selected_indices(selected, len(s.detections))  # reviewed: matte those, no second detection
-        if not chosen:
-            raise user_error("All detected boxes are unticked. Tick at least one box, then press Matte.",
-                             "Nothing selected")
-        prompt.detections = list(s.detections)
-    result = gpu_matte(image, prompt, variant, chosen)
-    s.detections = list(result.detections)
-    s.detect_key = (s.image_sha, text, float(box_threshold), float(text_threshold))
-    r = _render(s, result, (bg_mode, colour, bg_image, blur), _info(variant, result))
-    return (_det_overlay(s, result.selected), _checklist(s, result.selected), *r.files, s)
+    result = gpu_matte(image, prompt, variant, selected)
+    notify(bg_notices + list(result.notices))
+    s.reset_outputs()
+    s.result = result
+    if mapping is None:  # the reply draws the run's detections (ticked = matted) and the user's boxes
+        s.detections = list(result.detections)
+        s.detect_key = (s.image_sha, prompt.text, float(box_threshold), float(text_threshold))
+        new = _with_detections(s, value, s.detections, list(result.selected), mask_preview(result))
+        n_det = len(result.detections)
+        order = list(result.selected) + [n_det + k for k in range(len(prompt.boxes))]
+        s.box_objects = {c: o for o, c in enumerate(order)}
+    else:
+        new = C.with_mask(value, mask_preview(result))
+        s.box_objects = mapping
+    _, alpha, comp = previews(s, background, bg_array)
+    shown = time.perf_counter() - t0
+    s.last_seconds = shown
+    n = len(result.objects)
+    info = info_markdown(result, {"model": registry.label(variant), "objects": n})
+    msg = f"✓ {n} object{'s' if n != 1 else ''} matted in {shown:.1f} s. **Preparing full-size downloads…**"
+    return (new, msg, s, ON, ON, OFF, alpha, comp, _legend(s, result), *no_downloads(), info)
 
 
-# -------------------------------------------------------------------------------- boxes tab
-
-
-def _editor_outputs(s: TabSession, msg: str) -> Outputs:
-    boxes, points = s.editor.prompts()
-    assert s.image is not None
-    overlay = show(s, L.draw_overlay(s.image, boxes, points, None, None, s.editor.corner), "prompts")
-    return overlay, s.editor.boxes_text, s.editor.points_text, msg, s
-
-
-@friendly
-def boxes_upload(path, s):
-    shown, s = on_upload(path, s)
-    return shown, "", "", "Click two opposite corners to draw a box; switch the mode to add points.", s
-
-
-@friendly
-def boxes_click(path, mode, boxes_text, points_text, s, evt: gr.SelectData):
+def prepare_downloads(bg_mode, colour, bg_image, blur, s):
+    """After the previews: the full-size files of what is shown, and the composite preview again
+    with the estimated foreground. Stale (a newer result arrived) or nothing to do: no change."""
     s = session(s)
-    _, notices = resolve_image(s, path)
+    token = s.token
+    if not isinstance(s.result, MatteResult):
+        return (*[SKIP] * N_DOWNLOADS, SKIP, SKIP)
+    try:
+        background, bg_array, _ = ui_background(bg_mode, colour, bg_image, blur)
+        had_fg = s.preview_fg is not None
+        files = download_files(s, background, bg_array)
+        comp = SKIP if had_fg else previews(s, background, bg_array)[2]
+    except Exception as exc:
+        return (*[SKIP] * N_DOWNLOADS, SKIP, error_text(exc))
+    if token != s.token:
+        return (*[SKIP] * N_DOWNLOADS, SKIP, SKIP)
+    dl = [gr.update(value=files[k], interactive=True) for k in ("rgba", "alpha", "composite", "zip")]
+    what = "all objects" if s.view is None else f"object {s.view + 1}"
+    return (*dl, comp, f"✓ **Done.** Downloads of {what} are ready (full size).")
+
+
+def _show_view(s: TabSession, view: int | None, bg: tuple) -> tuple:
+    """(objects, alpha, composite, 4 downloads, status) for another object (or the union)."""
+    if not isinstance(s.result, MatteResult):
+        return (SKIP, SKIP, SKIP, *no_downloads(), "Press **Matte** first; then click an object to see it alone.")
+    s.view = view
+    background, bg_array, _ = ui_background(*bg)
+    _, alpha, comp = previews(s, background, bg_array)
+    name = "all objects" if view is None else s.result.objects[view].label
+    return ("all" if view is None else str(view), alpha, comp, *no_downloads(),
+            f"Showing **{name}**. **Preparing its downloads…**")
+
+
+@inline(8, 7)
+def cut_select(s, bg_mode, colour, bg_image, blur, evt: gr.SelectData):
+    """A box clicked on the canvas after a matte: that object alone (Esc: the union again)."""
+    s = session(s)
+    obj = s.box_objects.get(int(evt.index)) if evt.selected else None
+    if evt.selected and obj is None:
+        return (*[SKIP] * 7, f"Box #{int(evt.index) + 1} was not part of the last Matte; press **Matte** to "
+                "include it.")
+    return _show_view(s, obj, (bg_mode, colour, bg_image, blur))
+
+
+@inline(8, 7)
+def cut_pick(choice, s, bg_mode, colour, bg_image, blur):
+    """A legend entry picked: that object alone, or all objects."""
+    s = session(s)
+    view = None if choice in (None, "", "all") else int(choice)
+    return _show_view(s, view, (bg_mode, colour, bg_image, blur))
+
+
+# ------------------------------------------------------------------------ backgrounds
+
+
+def recomposite_as(mode: str | None):
+    """A background control changed: switch the mode to it (``mode``; None: the radio itself)
+    and redo the composite preview (no model call); the composite download is redone after."""
+
+    @inline(4, 3)
+    def handler(bg_mode, colour, bg_image, blur, s):
+        s = session(s)
+        bg_mode = mode or bg_mode
+        if not isinstance(s.result, MatteResult):
+            return bg_mode, SKIP, SKIP, ""
+        background, bg_array, notices = ui_background(bg_mode, colour, bg_image, blur)
+        for n in notices:
+            gr.Warning(n)
+        from semat.app.render import composite_preview
+
+        return bg_mode, composite_preview(s, background, bg_array), gr.update(interactive=False), ""
+
+    handler.__name__ = f"recomposite_{(mode or 'mode').lower()}"
+    return handler
+
+
+# ------------------------------------------------------------------------ auto human
+
+
+@inline(12, 0, enable=(2,), disable=(3,))
+def human_run(path, bg_mode, colour, bg_image, blur, s):
+    t0 = time.perf_counter()
+    s = session(s)
+    image, notices = resolve_image(s, path)
     notify(notices)
-    s.editor.sync(boxes_text, points_text)
-    msg = s.editor.click(float(evt.index[0]), float(evt.index[1]), mode or L.CLICK_MODES[0])
-    return _editor_outputs(s, msg)
+    background, bg_array, bg_notices = ui_background(bg_mode, colour, bg_image, blur)
+    result = gpu_human(image)
+    notify(bg_notices + list(result.notices))
+    s.reset_outputs()
+    s.result = result
+    mask, alpha, comp = previews(s, background, bg_array, with_mask=True)
+    shown = time.perf_counter() - t0
+    s.last_seconds = shown
+    info = info_markdown(result, {"model": registry.label("sghm")})
+    empty = any(n.lower().startswith("no person") for n in result.notices)
+    msg = ("⚠ **No person found** in this photo." if empty
+           else f"✓ Matted in {shown:.1f} s. **Preparing full-size downloads…**")
+    return (msg, s, ON, OFF, mask, alpha, comp, *no_downloads(), info)
 
 
-@friendly
-def boxes_undo(path, boxes_text, points_text, s):
-    s = session(s)
-    resolve_image(s, path)
-    s.editor.sync(boxes_text, points_text)
-    return _editor_outputs(s, s.editor.undo())
-
-
-@friendly
-def boxes_clear(path, boxes_text, points_text, s):
-    s = session(s)
-    resolve_image(s, path)
-    s.editor.sync(boxes_text, points_text)
-    return _editor_outputs(s, s.editor.clear())
+# ------------------------------------------------------------------- the keyboard path
 
 
 def checked_prompt(image: np.ndarray, boxes_text: str | None, points_text: str | None) -> Prompt:
-    """The typed/clicked prompt under the input contract (same rules as the API and the CLI)."""
+    """The typed prompt under the input contract (same rules as the API and the CLI)."""
     hw = image.shape[:2]
     boxes, points = parse_boxes(boxes_text), parse_points(points_text)
     check_boxes(boxes, hw, max_boxes=Settings.from_env().max_boxes, allow_empty=True)  # fail before the GPU call
     check_points(points, hw)
     return Prompt(boxes=boxes, points=points)  # the pipeline clips (with a notice) and merges duplicates
-
-
-@friendly
-def boxes_apply(path, boxes_text, points_text, s):
-    s = session(s)
-    image, _ = resolve_image(s, path)
-    s.editor.sync(boxes_text, points_text)
-    p = checked_prompt(image, boxes_text, points_text)
-    return _editor_outputs(s, f"{len(p.boxes)} box(es), {len(p.points)} point(s).")
-
-
-@friendly
-def boxes_matte(path, variant_label, boxes_text, points_text, bg_mode, colour, bg_image, blur, s):
-    s = session(s)
-    image, notices = resolve_image(s, path)
-    notify(notices)
-    s.editor.sync(boxes_text, points_text)
-    prompt = checked_prompt(image, s.editor.boxes_text, s.editor.points_text)
-    if prompt.empty:
-        raise user_error("Draw a box (click two opposite corners on the image), add a positive point, or type "
-                         "x1, y1, x2, y2 in the Boxes field, then run again.", "No prompt")
-    if s.editor.corner is not None:
-        gr.Warning("A box with only its first corner was ignored; click the opposite corner to finish it.")
-    variant = registry.from_label(variant_label)
-    result = gpu_matte(image, prompt, variant)
-    r = _render(s, result, (bg_mode, colour, bg_image, blur), _info(variant, result))
-    overlay = _editor_outputs(s, "")[0]
-    return (overlay, *r.files, s)
-
-
-# -------------------------------------------------------------------------------- human tab
-
-
-@friendly
-def human_run(path, bg_mode, colour, bg_image, blur, s):
-    s = session(s)
-    image, notices = resolve_image(s, path)
-    notify(notices)
-    result = gpu_human(image)
-    r = _render(s, result, (bg_mode, colour, bg_image, blur), {"model": registry.label("sghm")})
-    return (*r.files, s)
-
-
-# ------------------------------------------------------------------ examples (cached lazily)
-
-
-@friendly
-def example_text(path, text):
-    """An example row of the Text tab with the default model and thresholds (cached on first
-    click for every visitor, so the gallery costs no GPU afterwards)."""
-    s = TabSession()
-    load_into(s, path)
-    assert s.image is not None
-    variant = registry.default("semat")
-    result = gpu_matte(s.image, Prompt(text=check_text(text)), variant)
-    return _render(s, result, ("Checkerboard", None, None, None), _info(variant, result, **{"cached example": "yes"})).files
-
-
-@friendly
-def example_human(path):
-    s = TabSession()
-    load_into(s, path)
-    assert s.image is not None
-    result = gpu_human(s.image)
-    return _render(s, result, ("Checkerboard", None, None, None),
-                   {"model": registry.label("sghm"), "cached example": "yes"}).files

@@ -1,4 +1,4 @@
-"""The page: header, model selector, three tabs, hidden API components and their wiring.
+"""The page: header, the Cut out tab (prompt canvas) and the Auto human tab, hidden API components.
 
 The only layout code; every callback lives in :mod:`semat.app.handlers` / :mod:`semat.app.api`.
 """
@@ -13,23 +13,9 @@ import gradio as gr
 
 from semat import registry
 from semat.app import editor as L
+from semat.app import handlers as H
 from semat.app.api import api_detect, api_matte_human, api_matte_prompts, api_matte_text, api_status
-from semat.app.handlers import (
-    boxes_apply,
-    boxes_clear,
-    boxes_click,
-    boxes_matte,
-    boxes_undo,
-    boxes_upload,
-    example_human,
-    example_text,
-    human_run,
-    on_upload,
-    recomposite,
-    text_detect,
-    text_matte,
-    text_selection,
-)
+from semat.app.canvas import CANVAS_TO_TEXT_JS, PromptCanvas
 from semat.app.render import device_label, test_mode
 from semat.app.zerogpu import on_zero_gpu
 from semat.settings import Settings
@@ -63,35 +49,39 @@ def InputImage(**kwargs) -> gr.Image:
 CSS = """
 .semat-testmode {background:#fff3cd;border:2px solid #d39e00;border-radius:8px;padding:6px 12px;
   color:#5c4400;font-weight:600}
-.semat-outputs img {background-image: linear-gradient(45deg,#ccc 25%,transparent 25%),
-  linear-gradient(-45deg,#ccc 25%,transparent 25%),linear-gradient(45deg,transparent 75%,#ccc 75%),
-  linear-gradient(-45deg,transparent 75%,#ccc 75%);background-size:16px 16px;
-  background-position:0 0,0 8px,8px -8px,-8px 0}
+/* Transparent is shown on a dark pattern, so it never looks like the Checkerboard background */
+.semat-composite img {background-color:#3b3f46;background-image:
+  linear-gradient(45deg,#2b2e33 25%,transparent 25%),linear-gradient(-45deg,#2b2e33 25%,transparent 25%),
+  linear-gradient(45deg,transparent 75%,#2b2e33 75%),linear-gradient(-45deg,transparent 75%,#2b2e33 75%);
+  background-size:12px 12px;background-position:0 0,0 6px,6px -6px,-6px 0}
+.semat-status {min-height:2.4em}
+.semat-status p {margin:0}
+/* a drag on a gr.Image never starts the browser's own drag (it would drop nothing and clear it) */
+.semat-input img {-webkit-user-drag:none;user-select:none}
 """
+
+#: Enter in the Boxes/Points fields applies them (leaving the field does), Shift+Enter adds a line
+FIELDS_JS = """() => { document.addEventListener('keydown', (e) => {
+  const t = e.target; if (e.key !== 'Enter' || e.shiftKey || !t || t.tagName !== 'TEXTAREA') return;
+  if (!t.closest('#cut-boxes, #cut-points')) return;
+  e.preventDefault(); e.stopPropagation(); t.blur(); }, true); }"""
+
+CLEAR_CANVAS_BUSY_JS = """() => { document.querySelectorAll('.pc-busy').forEach((b) => { b.hidden = true; }); }"""
 
 
 def _examples() -> dict[str, list]:
     """Example rows per tab (image path + prompt), only for files that are present."""
     ex = EXAMPLES_DIR
-    def have(*names):
-        return all((ex / n).is_file() for n in names)
-    text, boxes, human = [], [], []
-    if have("chelsea.jpg"):
-        text.append([str(ex / "chelsea.jpg"), "cat"])
-    if have("coffee.jpg"):
-        text.append([str(ex / "coffee.jpg"), "coffee cup"])
-    if have("astronaut.jpg"):
-        text.append([str(ex / "astronaut.jpg"), "person"])
-        human.append([str(ex / "astronaut.jpg")])
-    for name in ("chelsea.jpg", "coffee.jpg", "astronaut.jpg"):
-        if have(name):
-            boxes.append([str(ex / name)])
-    return {"text": text, "boxes": boxes, "human": human}
+    rows = [("chelsea.jpg", "cat"), ("coffee.jpg", "coffee cup"), ("astronaut.jpg", "person")]
+    cut = [[str(ex / n), t] for n, t in rows if (ex / n).is_file()]
+    human = [[str(ex / "astronaut.jpg")]] if (ex / "astronaut.jpg").is_file() else []
+    return {"cut": cut, "human": human}
 
 
 @dataclass
 class OutputPanel:
-    mask: gr.Image
+    objects: gr.Radio
+    mask: gr.Image | None
     alpha: gr.Image
     composite: gr.Image
     bg_mode: gr.Radio
@@ -100,30 +90,33 @@ class OutputPanel:
     blur: gr.Slider
     rgba: gr.DownloadButton
     alpha_dl: gr.DownloadButton
+    composite_dl: gr.DownloadButton
     zip: gr.DownloadButton
     info: gr.Markdown
 
     @property
-    def files(self) -> list:
-        return [self.mask, self.alpha, self.composite, self.rgba, self.alpha_dl, self.zip, self.info]
-
-    @property
-    def images(self) -> list:
-        return [self.mask, self.alpha, self.composite]
+    def downloads(self) -> list:
+        return [self.rgba, self.alpha_dl, self.composite_dl, self.zip]
 
     @property
     def bg(self) -> list:
         return [self.bg_mode, self.colour, self.bg_image, self.blur]
 
+    @property
+    def results(self) -> list:
+        """(alpha, composite, objects, 4 downloads, info): what a new image clears."""
+        return [self.alpha, self.composite, self.objects, *self.downloads, self.info]
 
-def _output_panel(prefix: str) -> OutputPanel:
-    with gr.Row(elem_classes=["semat-outputs"]):
-        mask = gr.Image(label="Coarse mask", format="png", type="filepath", interactive=False,
-                        elem_id=f"{prefix}-mask", buttons=["download", "fullscreen"])
-        alpha = gr.Image(label="Alpha matte", format="png", type="filepath", interactive=False,
-                         elem_id=f"{prefix}-alpha", buttons=["download", "fullscreen"])
-        composite = gr.Image(label="Composite", format="png", type="filepath", interactive=False,
-                             image_mode="RGBA", elem_id=f"{prefix}-composite", buttons=["download", "fullscreen"])
+
+def _output_panel(prefix: str, with_mask: bool = False) -> OutputPanel:
+    objects = gr.Radio([], value=None, label="Show (click an object on the picture, or pick it here)",
+                       elem_id=f"{prefix}-objects", visible=False)
+    img = {"type": "filepath", "interactive": False, "buttons": ["fullscreen"], "height": 360}
+    with gr.Row():
+        mask = gr.Image(label="Coarse mask (preview)", elem_id=f"{prefix}-mask", **img) if with_mask else None
+        alpha = gr.Image(label="Alpha matte (preview)", elem_id=f"{prefix}-alpha", **img)
+        composite = gr.Image(label="Composite (preview)", image_mode="RGBA", elem_id=f"{prefix}-composite",
+                             elem_classes=["semat-composite"], **img)
     with gr.Row():
         bg_mode = gr.Radio(list(L.BACKGROUND_MODES), value="Checkerboard", label="Background",
                            elem_id=f"{prefix}-bg-mode", scale=3)
@@ -131,103 +124,114 @@ def _output_panel(prefix: str) -> OutputPanel:
         blur = gr.Slider(1, 60, value=12, step=1, label="Blur strength (σ px)", elem_id=f"{prefix}-bg-blur",
                          scale=2)
         bg_image = InputImage(label="Background image", type="filepath", sources=["upload", "clipboard"],
-                            height=120, elem_id=f"{prefix}-bg-image", scale=2)
+                              height=120, elem_id=f"{prefix}-bg-image", scale=2, elem_classes=["semat-input"])
     with gr.Row():
-        rgba = gr.DownloadButton("⬇ RGBA PNG", value=None, elem_id=f"{prefix}-dl-rgba", interactive=True)
-        alpha_dl = gr.DownloadButton("⬇ Alpha PNG", value=None, elem_id=f"{prefix}-dl-alpha")
-        zip_dl = gr.DownloadButton("⬇ Layers ZIP", value=None, elem_id=f"{prefix}-dl-zip")
+        gr.Markdown("**Downloads** (full size, lossless):", elem_id=f"{prefix}-dl-label")
+        dl = {"value": None, "interactive": False, "size": "sm"}
+        rgba = gr.DownloadButton("RGBA PNG", elem_id=f"{prefix}-dl-rgba", **dl)
+        alpha_dl = gr.DownloadButton("Alpha PNG", elem_id=f"{prefix}-dl-alpha", **dl)
+        composite_dl = gr.DownloadButton("Composite PNG", elem_id=f"{prefix}-dl-composite", **dl)
+        zip_dl = gr.DownloadButton("Layers ZIP", elem_id=f"{prefix}-dl-zip", **dl)
     info = gr.Markdown("", elem_id=f"{prefix}-info")
-    return OutputPanel(mask, alpha, composite, bg_mode, colour, bg_image, blur, rgba, alpha_dl, zip_dl, info)
-
-
-def _wire_recomposite(panel: OutputPanel, image: gr.Image, state: gr.State) -> None:
-    inputs = [*panel.bg, image, panel.alpha, state]
-    for comp in (panel.bg_mode, panel.colour, panel.blur):
-        comp.input(recomposite, inputs, [panel.composite, state], show_progress="minimal",
-                   api_visibility="private", concurrency_limit=4, concurrency_id="compose")
-    panel.bg_image.upload(recomposite, inputs, [panel.composite, state], api_visibility="private",
-                          concurrency_limit=4, concurrency_id="compose")
+    return OutputPanel(objects, mask, alpha, composite, bg_mode, colour, bg_image, blur, rgba, alpha_dl,
+                       composite_dl, zip_dl, info)
 
 
 def header_markdown() -> str:
     return ("# ✂️ SEMat Space — natural image matting\n"
-            "Cut out any object by **words**, **boxes & clicks**, or let **Auto human** find people. "
-            "Outputs: coarse mask, alpha matte, composite; downloads are lossless PNG/ZIP. "
-            "Changing the background never re-runs a model.")
+            "Cut out any object: drag a box on it, click it, or type what it is. **Auto human** finds people "
+            "by itself. Downloads are lossless, at full size; changing the background never re-runs a model.")
 
 
-
-
-MODEL_EVENTS: dict[str, Any] = {"concurrency_id": "models", "api_visibility": "private"}
+MODEL_EVENTS: dict[str, Any] = {"concurrency_id": "models", "api_visibility": "private", "show_progress": "hidden"}
 LIGHT = {"concurrency_limit": 8, "concurrency_id": "prompts", "api_visibility": "private", "show_progress": "hidden"}
+QUICK = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
+COMPOSE = {"concurrency_limit": 2, "concurrency_id": "compose", "api_visibility": "private", "show_progress": "hidden"}
 
 
 def _model_events(settings: Settings, **kw: Any) -> dict[str, Any]:
     return {**MODEL_EVENTS, "concurrency_limit": settings.concurrency, **kw}
 
 
-def _text_tab(variant: gr.Radio, examples: list, settings: Settings) -> None:
+def _wire_backgrounds(panel: OutputPanel, state: gr.State, status: gr.Markdown) -> list:
+    """The background controls as one control: touching one switches the mode to it; the last
+    value always wins; the composite download follows after the preview."""
+    inputs = [*panel.bg, state]
+    outputs = [panel.bg_mode, panel.composite, panel.composite_dl, status]
+    follow = [*panel.downloads, panel.composite, status]
+    events = []
+    for trigger, mode in ((panel.bg_mode.input, None), (panel.colour.change, "Colour"),
+                          (panel.blur.change, "Blur"), (panel.bg_image.upload, "Image")):
+        ev = trigger(H.recomposite_as(mode), inputs, outputs, trigger_mode="always_last", **COMPOSE)
+        events.append(ev.then(H.prepare_downloads, inputs, follow, **COMPOSE))
+    return events
+
+
+def _cut_tab(examples: list, settings: Settings) -> None:
     state = gr.State(None, time_to_live=3600)
-    with gr.Row():
+    with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            img = InputImage(label="Image", type="filepath", image_mode=None, format="png",
-                             sources=["upload", "clipboard"], elem_id="text-image", height=420)
+            canvas = PromptCanvas(max_boxes=settings.max_boxes, elem_id="cut-canvas", max_picture_height=560)
         with gr.Column(scale=2):
-            text = gr.Textbox(label="What to cut out", placeholder="e.g. cat, coffee cup, person", elem_id="text-prompt")
-            with gr.Accordion("Thresholds", open=False):
-                box_thr = gr.Slider(0.05, 0.95, value=0.35, step=0.01, label="Box threshold", elem_id="text-box-thr")
-                text_thr = gr.Slider(0.05, 0.95, value=0.25, step=0.01, label="Text threshold",
-                                     elem_id="text-text-thr")
+            text = gr.Textbox(label="What to cut out (optional with boxes and clicks)", elem_id="cut-text",
+                              placeholder="e.g. cat, coffee cup, person — then Detect or Matte", max_lines=1)
             with gr.Row():
-                detect = gr.Button("1 · Detect", elem_id="text-detect")
-                run = gr.Button("2 · Matte ▶", variant="primary", elem_id="text-run")
-            sel = gr.CheckboxGroup([], value=[], label="Detected boxes (untick to skip)", elem_id="text-detections")
-            msg = gr.Markdown("", elem_id="text-status")
-    out = _output_panel("text")
-    if examples:
-        gr.Examples(examples, inputs=[img, text], outputs=out.files, fn=example_text, cache_examples=True,
-                    cache_mode="lazy", label="Examples (results cached)", examples_per_page=6, elem_id="text-examples")
-    img.upload(on_upload, [img, state], [img, state], **LIGHT)
-    detect.click(text_detect, [img, text, box_thr, text_thr, state], [img, sel, msg, state],
-                 **_model_events(settings, show_progress_on=[sel]))
-    sel.input(text_selection, [sel, state], [img, state], **LIGHT)
-    inputs = [img, text, box_thr, text_thr, variant, sel, *out.bg, state]
-    outputs = [img, sel, *out.files, state]
+                detect = gr.Button("Detect", elem_id="cut-detect", scale=1)
+                run = gr.Button("Matte ▶", variant="primary", elem_id="cut-run", scale=2)
+                cancel = gr.Button("Cancel", elem_id="cut-cancel", interactive=False, scale=1)
+            status = gr.Markdown("Drop a photo on the canvas (or use “Open image…”), or click an example.",
+                                 elem_id="cut-status", elem_classes=["semat-status"])
+            ex_img = gr.Image(type="filepath", visible=False, elem_id="cut-example-image")
+            ex = gr.Examples(examples, inputs=[ex_img, text], label="Examples", elem_id="cut-examples",
+                             examples_per_page=6) if examples else None
+            with gr.Accordion("Boxes and points as text (keyboard)", open=True):
+                boxes_tb = gr.Textbox(label="Boxes: x1, y1, x2, y2 per line (Enter applies)", lines=2,
+                                      elem_id="cut-boxes")
+                points_tb = gr.Textbox(label="Points: x, y, 1 (keep) or 0 (exclude) per line", lines=2,
+                                       elem_id="cut-points")
+            with gr.Accordion("Model and thresholds", open=False):
+                variant = gr.Radio([registry.label(v) for v in registry.names("semat")],
+                                   value=registry.label(registry.default("semat")), label="SEMat checkpoint",
+                                   elem_id="variant")
+                box_thr = gr.Slider(0.01, 0.95, value=0.35, step=0.01, label="Box threshold", elem_id="cut-box-thr")
+                text_thr = gr.Slider(0.01, 0.95, value=0.25, step=0.01, label="Text threshold",
+                                     elem_id="cut-text-thr")
+    out = _output_panel("cut")
+    results = out.results
+    buttons = [status, run, detect, cancel]
+    follow = [*out.downloads, out.composite, status]
+
+    canvas.upload(H.cut_upload, [state], [canvas, status, state, *results], **LIGHT).then(
+        None, js=CLEAR_CANVAS_BUSY_JS)
+    canvas.change(None, [canvas, boxes_tb, points_tb], [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)
+    for ev in (boxes_tb.submit, boxes_tb.blur, points_tb.submit, points_tb.blur):
+        ev(H.cut_from_text, [canvas, boxes_tb, points_tb], [canvas, status], **LIGHT)
+
+    matte_in = [canvas, boxes_tb, points_tb, text, box_thr, text_thr, variant, *out.bg, state]
+    matte_out = [canvas, status, state, run, detect, cancel, out.alpha, out.composite, out.objects,
+                 *out.downloads, out.info]
+    runs = []
+
+    def matte_chain(begun):
+        m = begun.then(H.cut_matte, matte_in, matte_out, **_model_events(settings))
+        runs.extend([m, m.then(H.prepare_downloads, [*out.bg, state], follow, **COMPOSE)])
+
     for trigger in (run.click, text.submit):
-        trigger(text_matte, inputs, outputs, **_model_events(settings, show_progress_on=out.images))
-    _wire_recomposite(out, img, state)
-
-
-def _boxes_tab(variant: gr.Radio, examples: list, settings: Settings) -> None:
-    state = gr.State(None, time_to_live=3600)
-    with gr.Row():
-        with gr.Column(scale=3):
-            img = InputImage(label="Image — click to add prompts", type="filepath", image_mode=None, format="png",
-                             sources=["upload", "clipboard"], elem_id="boxes-image", height=420)
-        with gr.Column(scale=2):
-            mode = gr.Radio(list(L.CLICK_MODES), value=L.CLICK_MODES[0], label="A click adds", elem_id="boxes-mode")
-            with gr.Row():
-                undo = gr.Button("↶ Undo", size="sm", elem_id="boxes-undo")
-                clear = gr.Button("✕ Clear", size="sm", elem_id="boxes-clear")
-            boxes = gr.Textbox(label="Boxes: x1, y1, x2, y2 (one per line; Enter to apply)", lines=2,
-                               elem_id="boxes-boxes")
-            points = gr.Textbox(label="Points: x, y, label (1 = keep, 0 = exclude)", lines=2, elem_id="boxes-points")
-            run = gr.Button("Matte ▶", variant="primary", elem_id="boxes-run")
-            msg = gr.Markdown("Click two opposite corners to draw a box; switch the mode to add points.",
-                              elem_id="boxes-status")
-    out = _output_panel("boxes")
-    if examples:
-        gr.Examples(examples, inputs=[img], label="Examples", examples_per_page=6, elem_id="boxes-examples")
-    edit_out = [img, boxes, points, msg, state]
-    img.upload(boxes_upload, [img, state], edit_out, **LIGHT)
-    img.select(boxes_click, [img, mode, boxes, points, state], edit_out, **LIGHT)
-    undo.click(boxes_undo, [img, boxes, points, state], edit_out, **LIGHT)
-    clear.click(boxes_clear, [img, boxes, points, state], edit_out, **LIGHT)
-    for field in (boxes, points):
-        field.submit(boxes_apply, [img, boxes, points, state], edit_out, **LIGHT)
-    run.click(boxes_matte, [img, variant, boxes, points, *out.bg, state], [img, *out.files, state],
-              **_model_events(settings, show_progress_on=out.images))
-    _wire_recomposite(out, img, state)
+        matte_chain(trigger(H.begin("Matting"), [state], buttons, **QUICK))
+    if ex is not None:
+        loaded = ex.load_input_event.then(H.cut_example, [ex_img, state], [canvas, status, state, *results],
+                                          **LIGHT)
+        matte_chain(loaded.then(H.begin("Matting"), [state], buttons, **QUICK))
+    d = detect.click(H.begin("Detecting"), [state], buttons, **QUICK).then(
+        H.cut_detect, [canvas, boxes_tb, points_tb, text, box_thr, text_thr, state], [canvas, status, state, run, detect, cancel],
+        **_model_events(settings))
+    pick_out = [out.objects, out.alpha, out.composite, *out.downloads, status]
+    for ev in (canvas.select(H.cut_select, [state, *out.bg], pick_out, **COMPOSE),
+               out.objects.input(H.cut_pick, [out.objects, state, *out.bg], pick_out, **COMPOSE)):
+        runs.append(ev.then(H.prepare_downloads, [*out.bg, state], follow, **COMPOSE))
+    runs += _wire_backgrounds(out, state, status)
+    cancel.click(lambda: ("Cancelled. The canvas keeps your boxes and points.", H.ON, H.ON, H.OFF), None,
+                 buttons, cancels=[d, *runs], **QUICK)
 
 
 def _human_tab(examples: list, settings: Settings) -> None:
@@ -235,17 +239,31 @@ def _human_tab(examples: list, settings: Settings) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             img = InputImage(label="Image with people", type="filepath", image_mode=None, format="png",
-                             sources=["upload", "clipboard"], elem_id="human-image", height=420)
+                             sources=["upload", "clipboard"], elem_id="human-image", height=420,
+                             elem_classes=["semat-input"])
         with gr.Column(scale=2):
             gr.Markdown("SGHM finds and mattes every person — no prompt needed.")
-            run = gr.Button("Matte people ▶", variant="primary", elem_id="human-run")
-    out = _output_panel("human")
-    if examples:
-        gr.Examples(examples, inputs=[img], outputs=out.files, fn=example_human, cache_examples=True,
-                    cache_mode="lazy", label="Examples (results cached)", examples_per_page=6, elem_id="human-examples")
-    run.click(human_run, [img, *out.bg, state], [*out.files, state],
-              **_model_events(settings, show_progress_on=out.images))
-    _wire_recomposite(out, img, state)
+            with gr.Row():
+                run = gr.Button("Matte people ▶", variant="primary", elem_id="human-run", scale=2)
+                cancel = gr.Button("Cancel", elem_id="human-cancel", interactive=False, scale=1)
+            status = gr.Markdown("Upload a photo with people, or click the example.", elem_id="human-status",
+                                 elem_classes=["semat-status"])
+            ex = gr.Examples(examples, inputs=[img], label="Examples", elem_id="human-examples") if examples else None
+    out = _output_panel("human", with_mask=True)
+    assert out.mask is not None
+    buttons = [status, run, cancel]
+    outputs = [status, state, run, cancel, out.mask, out.alpha, out.composite, *out.downloads, out.info]
+    follow = [*out.downloads, out.composite, status]
+    runs = []
+    begin = H.begin("Matting people", buttons=1)
+    firsts = [run.click(begin, [state], buttons, **QUICK)]
+    if ex is not None:
+        firsts.append(ex.load_input_event.then(begin, [state], buttons, **QUICK))
+    for first in firsts:
+        m = first.then(H.human_run, [img, *out.bg, state], outputs, **_model_events(settings))
+        runs += [m, m.then(H.prepare_downloads, [*out.bg, state], follow, **COMPOSE)]
+    runs += _wire_backgrounds(out, state, status)
+    cancel.click(lambda: ("Cancelled.", H.ON, H.OFF), None, buttons, cancels=runs, **QUICK)
 
 
 def _api(settings: Settings) -> None:
@@ -283,17 +301,11 @@ def build_demo() -> gr.Blocks:
             gr.Markdown("⚠️ **TEST MODE** (`SEMAT_TEST_MODELS=tiny`): tiny random-weight models — outputs are "
                         "meaningless; for tests and UI development only.", elem_classes=["semat-testmode"],
                         elem_id="test-mode-banner")
-        with gr.Row():
-            variant = gr.Radio([registry.label(v) for v in registry.names("semat")],
-                               value=registry.label(registry.default("semat")),
-                               label="Model (SEMat checkpoint, for Text and Boxes tabs)", elem_id="variant", scale=3)
-            gr.Markdown(f"**Device:** {device_label()} {gpu_note}\n\nModels load on first use and stay cached.",
-                        elem_id="device-label")
+        gr.Markdown(f"**Device:** {device_label()} {gpu_note} · models load on first use and stay cached.",
+                    elem_id="device-label")
         with gr.Tabs():
-            with gr.Tab("Text prompt", id="text"):
-                _text_tab(variant, ex["text"], settings)
-            with gr.Tab("Boxes & clicks", id="boxes"):
-                _boxes_tab(variant, ex["boxes"], settings)
+            with gr.Tab("Cut out", id="cut"):
+                _cut_tab(ex["cut"], settings)
             with gr.Tab("Auto human", id="human"):
                 _human_tab(ex["human"], settings)
         _api(settings)
@@ -310,6 +322,7 @@ def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> None:
     s = Settings.from_env()
     demo = demo or build_demo()
     kwargs.setdefault("css", CSS)
+    kwargs.setdefault("js", FIELDS_JS)
     kwargs.setdefault("show_error", True)
     kwargs.setdefault("max_file_size", s.max_upload)
     kwargs.setdefault("state_session_capacity", s.session_capacity)
