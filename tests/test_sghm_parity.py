@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from semat.inference.sghm import HumanPredictor, convert_state_dict, load_sghm
+from semat.runtime import select_runtime
 from semat.weights.checkpoint import read_state_dict
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ def golden_checkpoint(golden_dir, golden_weights_module, tmp_path_factory):
 def golden_run(golden_dir, golden_checkpoint):
     torch.set_num_threads(2)
     path, _ = golden_checkpoint
-    matter = HumanPredictor.from_pretrained(path, runtime=None)
+    matter = HumanPredictor.from_pretrained(path, runtime=select_runtime("cpu", "float32"))  # fp32 parity
     image = np.array(Image.open(golden_dir / "sghm" / "input.png").convert("RGB"))
     return matter.predict(image, max_side=None, return_debug=True), matter.predict(image)
 
@@ -79,7 +80,7 @@ def test_cli_writes_expected_alpha_png(golden_dir, golden_checkpoint, tmp_path, 
     path, _ = golden_checkpoint
     out = tmp_path / "out"
     assert main(["human", str(golden_dir / "sghm" / "input.png"), "-o", str(out), "--checkpoint", str(path),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--device", "cpu", "--dtype", "float32"]) == 0
     ours = np.array(Image.open(out / "input.png"))
     expected = np.array(Image.open(golden_dir / "sghm" / "expected_alpha.png"))
     assert ours.dtype == np.uint8 and ours.shape == expected.shape
