@@ -46,6 +46,10 @@ def matmul_gflops(dtype, n: int = 4096, repeats: int = 3) -> float:
 
 def build_detector(name: str, dtype: str, side: int):
     import torch
+
+    from semat.models._compat import import_torchvision
+
+    import_torchvision()  # before transformers' image processors import torchvision
     from transformers import (
         AutoModelForZeroShotObjectDetection,
         BertTokenizer,

@@ -221,6 +221,9 @@ def main() -> int:
     if tiny:
         detector = TextDetector.tiny(runtime=runtime)
     else:
+        from semat.models._compat import import_torchvision
+
+        import_torchvision()  # before transformers' image processors import torchvision
         from transformers import (
             AutoModelForZeroShotObjectDetection,
             BertTokenizer,
