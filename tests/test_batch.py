@@ -216,3 +216,12 @@ def test_batch_argument_errors(tmp_path: Path, capsys) -> None:
         assert main(["matte", *args]) == 2
         err = capsys.readouterr().err
         assert err.strip().splitlines()[-1].startswith("semat: error:") and msg in err, err
+
+
+def test_the_core_does_not_import_ray() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, semat.batch, semat.batch.job, semat.cli.main, semat.cli.batch; "
+            "semat.cli.main.build_parser(); assert 'ray' not in sys.modules, 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
