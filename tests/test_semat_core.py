@@ -299,3 +299,21 @@ def test_manifest_keys_equal_loader_keys(golden_dir, variant: str) -> None:
     if variant != "sam2":
         assert ignore == ("frozen_mask_decoder.",)
         assert len(used) == len(manifest) - 2 * 49  # only the 49 LoRA pairs fold away
+
+
+def test_non_finite_output_is_a_model_error(tiny_predictor: SEMatPredictor) -> None:
+    """A damaged checkpoint must not turn into a silent all-zero alpha (issue 13 M5)."""
+    import torch
+
+    from semat.errors import ModelError
+
+    param = next(tiny_predictor.model.parameters())
+    saved = param.detach().clone()
+    with torch.no_grad():
+        param.fill_(float("nan"))
+    try:
+        with pytest.raises(ModelError, match="non-finite"):
+            tiny_predictor.predict(_image(), [[10, 10, 60, 60]])
+    finally:
+        with torch.no_grad():
+            param.copy_(saved)

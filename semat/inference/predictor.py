@@ -30,6 +30,7 @@ from semat.errors import BoxError, InputError, PointError
 from semat.models.outputs import SEMatOutput
 from semat.runtime import Runtime, select_runtime
 from semat.validate import check_boxes, check_image
+from semat.weights.integrity import check_finite_output
 
 __all__ = ["BoxError", "ObjectMatte", "PointPrompt", "SEMatPredictor", "preprocess_image", "validate_boxes"]
 
@@ -194,7 +195,7 @@ class SEMatPredictor:
                      debug: bool) -> ObjectMatte:
         h, w = hw
         new_h, new_w = new_hw
-        alpha_frame = out.alpha[j, 0].float().cpu().numpy()
+        alpha_frame = check_finite_output(out.alpha[j, 0].float().cpu().numpy(), "the SEMat alpha")
         mask_frame = out.mask_logits[j, 0].float().cpu().numpy()
         alpha = cv2.resize(np.ascontiguousarray(alpha_frame[:new_h, :new_w]), (w, h),
                            interpolation=cv2.INTER_LINEAR)

@@ -44,6 +44,7 @@ from semat.runtime import Runtime, select_runtime
 from semat.validate import as_rgb
 from semat.weights.checkpoint import CheckpointError, load_exact, read_state_dict
 from semat.weights.hub import Progress, resolve
+from semat.weights.integrity import check_finite_output
 
 INFER_SIZE = 1280  # reference short side
 DEFAULT_MAX_SIDE = 2560  # cap on the longer network side (multiple of 64); None = reference (no cap)
@@ -266,6 +267,7 @@ class HumanPredictor:
             segment_np = segment[0, 0].cpu().numpy().astype(np.float32, copy=False)
             timings["postprocess"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
+        check_finite_output(alpha_np, "the SGHM alpha")
         return HumanResult(alpha_np, segment_np, timings, (rh, rw), debug)
 
     def _fuse(self, c: Coarse, x: torch.Tensor, os1_full: torch.Tensor | None = None) -> torch.Tensor:
