@@ -81,7 +81,7 @@ class Runtime:
             if self.dtype == torch.bfloat16 and feature:
                 why = f" (auto: {feature})"
             elif self.device.type == "cpu" and self.dtype == torch.float32 and native_bf16(self.device):
-                why = " (auto: measured faster than bf16 here)"
+                why = " (auto: this model stays fp32 on CPU)"
             elif self.device.type == "cpu" and self.dtype == torch.float32:
                 why = " (auto: no native bf16)"
             else:
@@ -94,9 +94,11 @@ class Runtime:
         An explicit dtype is kept for every family. Under ``auto``:
 
         * ``"semat"`` and ``"human"`` (SGHM): as chosen (bf16 on native-bf16 hardware);
-        * ``"detector"`` (GroundingDINO family): fp32 on CPU, where its bf16 forward was measured
-          slower than fp32 even on AMX (deformable attention's ``grid_sample`` and the many small
-          ops dominate; see ``benchmarks/bench_detect.py``); as chosen on CUDA.
+        * ``"detector"`` (GroundingDINO family): fp32 on CPU, where bf16 was not reliably faster
+          even on AMX: GroundingDINO-T's plain autocast measured 2x slower than fp32 in a quiet
+          window (issue 14); weights cast once + autocast measured 0.5-0.6x GroundingDINO-T but
+          0.9-2.0x MM-Grounding-DINO-T on a heavily loaded machine (``benchmarks/bench_detect.py``;
+          re-measure in a quiet window before switching); as chosen on CUDA.
         """
         if not self.auto:
             return self
