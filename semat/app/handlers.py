@@ -87,24 +87,24 @@ def _shown(s: TabSession) -> dict[str, Any]:
     return C.canvas_value(s.preview_src, img.shape[1], img.shape[0])
 
 
-@inline(11, 1)
+@inline(13, 1)
 def cut_upload(s, evt: gr.EventData):
     """A photo dropped on (or opened in) the canvas: the working image, shown as a preview."""
     s = TabSession()
     notices = load_into(s, str(C.uploaded_path(evt)))
     notify(notices)
     return (_shown(s), f"Loaded **{s.name}** ({s.image.shape[1]}×{s.image.shape[0]}). Drag a box, click the "
-            "object, or type what to cut out and press **Detect** or **Matte**.", s, *cleared_results())
+            "object, or type what to cut out and press **Detect** or **Matte**.", s, "", "", *cleared_results())
 
 
-@inline(11, 1)
+@inline(13, 1)
 def cut_example(path, s):
     """An example row: its photo on the canvas (the text prompt is set by the row itself)."""
     s = TabSession()
     if not path:
         raise user_error("That example's photo is missing.", "No example")
     notify(load_into(s, path))
-    return _shown(s), "Example loaded; matting…", s, *cleared_results()
+    return _shown(s), "Example loaded; matting…", s, "", "", *cleared_results()
 
 
 @inline(2, 1)

@@ -201,7 +201,8 @@ def _cut_tab(examples: list, settings: Settings) -> None:
     buttons = [status, run, detect, cancel]
     follow = [*out.downloads, out.composite, status]
 
-    canvas.upload(H.cut_upload, [state], [canvas, status, state, *results], **LIGHT).then(
+    loaded = [canvas, status, state, boxes_tb, points_tb, *results]  # a new photo: the old prompt text goes
+    canvas.upload(H.cut_upload, [state], loaded, **LIGHT).then(
         None, js=CLEAR_CANVAS_BUSY_JS)
     canvas.change(None, [canvas, boxes_tb, points_tb], [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)
     for ev in (boxes_tb.submit, boxes_tb.blur, points_tb.submit, points_tb.blur):
@@ -219,9 +220,8 @@ def _cut_tab(examples: list, settings: Settings) -> None:
     for trigger in (run.click, text.submit):
         matte_chain(trigger(H.begin("Matting"), [state], buttons, **QUICK))
     if ex is not None:
-        loaded = ex.load_input_event.then(H.cut_example, [ex_img, state], [canvas, status, state, *results],
-                                          **LIGHT)
-        matte_chain(loaded.then(H.begin("Matting"), [state], buttons, **QUICK))
+        shown = ex.load_input_event.then(H.cut_example, [ex_img, state], loaded, **LIGHT)
+        matte_chain(shown.then(H.begin("Matting"), [state], buttons, **QUICK))
     d = detect.click(H.begin("Detecting"), [state], buttons, **QUICK).then(
         H.cut_detect, [canvas, boxes_tb, points_tb, text, box_thr, text_thr, state], [canvas, status, state, run, detect, cancel],
         **_model_events(settings))

@@ -48,6 +48,7 @@ class TabSession:
     preview: np.ndarray | None = None  # the image at preview size (what the page shows)
     preview_src: str | None = None  # the JPEG the canvas shows
     preview_fg: np.ndarray | None = None  # foreground at preview size (None: the image's colours)
+    preview_alphas: dict[int | None, np.ndarray] = field(default_factory=dict)  # per view, at preview size
     view: int | None = None  # the object shown (index into result.objects); None = the union
     box_objects: dict[int, int] = field(default_factory=dict)  # canvas box index -> object index
     files: dict[tuple, str] = field(default_factory=dict)  # (kind, view, background) -> full-size file
@@ -57,6 +58,7 @@ class TabSession:
     def reset_outputs(self) -> None:
         self.result, self.foreground, self.alpha_sha = None, None, None
         self.preview_fg, self.view, self.box_objects, self.files = None, None, {}, {}
+        self.preview_alphas = {}
         self.token += 1
 
 
