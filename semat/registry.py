@@ -94,7 +94,10 @@ def load(name: str, *, settings: Settings | None = None, checkpoint: str | None 
         if checkpoint is not None:
             raise InputError("SEMAT_TEST_MODELS=tiny uses tiny random-weight models; --checkpoint cannot be "
                              "combined with it (unset SEMAT_TEST_MODELS to use the file)")
-        return _tiny(spec or get(name))
+        from semat.runtime import select_runtime
+
+        # on the device a real model would use (ZeroGPU packs what is placed there at import)
+        return _tiny(spec or get(name), select_runtime(device, "float32"))
     if spec is None:  # a local transformers folder for the detector
         from semat.inference.detect import TextDetector
 
@@ -114,15 +117,15 @@ def load(name: str, *, settings: Settings | None = None, checkpoint: str | None 
     return TextDetector.from_pretrained(checkpoint or spec.name, device=device, dtype=dtype, progress=progress)
 
 
-def _tiny(spec: ModelSpec) -> Any:
+def _tiny(spec: ModelSpec, runtime: Any) -> Any:
     if spec.family == "semat":
         from semat.inference.predictor import SEMatPredictor
 
-        return SEMatPredictor.tiny(spec.name)
+        return SEMatPredictor.tiny(spec.name, device=str(runtime.device))
     if spec.family == "human":
         from semat.inference.sghm import HumanPredictor
 
-        return HumanPredictor.tiny()
+        return HumanPredictor.tiny(device=str(runtime.device))
     from semat.inference.detect import TextDetector
 
-    return TextDetector.tiny()
+    return TextDetector.tiny(runtime=runtime, name=spec.name)

@@ -191,7 +191,7 @@ class HumanPredictor:
         return cls(model, runtime, path)
 
     @classmethod
-    def tiny(cls, seed: int = 0, fuse: bool = True) -> HumanPredictor:
+    def tiny(cls, seed: int = 0, fuse: bool = True, device: str = "cpu") -> HumanPredictor:
         """Random-weight, narrow SGHM working at short side 128 (tests and SEMAT_TEST_MODELS=tiny)."""
         gen = torch.Generator().manual_seed(seed)
         model = SGHM(SGHMConfig.tiny())
@@ -204,7 +204,7 @@ class HumanPredictor:
         model.eval()
         if fuse:
             model.fuse_(channels_last=False)  # small tensors run faster channels-first
-        return cls(model, Runtime(torch.device("cpu"), torch.float32), None, short_side=128, tile=8)
+        return cls(model, Runtime(torch.device(device), torch.float32), None, short_side=128, tile=8)
 
     @property
     def label(self) -> str:
