@@ -225,3 +225,18 @@ def test_the_core_does_not_import_ray() -> None:
     code = ("import sys, semat.batch, semat.batch.job, semat.cli.main, semat.cli.batch; "
             "semat.cli.main.build_parser(); assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_output_on_a_pyarrow_filesystem(tmp_path: Path, pipe) -> None:
+    """Outputs through pyarrow (the s3:// path), here on pyarrow's local filesystem via file://."""
+    pytest.importorskip("pyarrow", reason="pyarrow comes with the ray extra")
+    from semat.batch.outputs import ArrowDir
+
+    folder = make_folder(tmp_path, 2, corrupt=None)
+    items, _ = collect_items([str(folder)], PromptSpec(boxes=((4.0, 4.0, 50.0, 40.0),)))
+    out = ArrowDir(f"file://{tmp_path / 'arrow'}")
+    opts = BatchOptions(variant="sam", zip=True, foreground_estimation=False)
+    assert run_batch(items, pipe, out, opts).ok == 2
+    assert sorted(p.name for p in (tmp_path / "arrow").iterdir()) == [
+        "img_00.png", "img_00.zip", "img_00_rgba.png", "img_01.png", "img_01.zip", "img_01_rgba.png", "summary.csv"]
+    assert run_batch(items, pipe, ArrowDir(f"file://{tmp_path / 'arrow'}"), opts).skipped == 2  # resume
