@@ -13,10 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from semat.cli.common import log, predictor_from_args
+from semat.cli.common import add_semat_arguments, log, predictor_from_args
 from semat.errors import InputError
-
-VARIANTS = ("sam", "hq-sam", "sam2")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,11 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = p.add_argument_group("benchmark a model on a test set")
     d.add_argument("--dataset", metavar="NAME", help="one of " + ", ".join(DATASETS))
     d.add_argument("--root", metavar="DIR", help="folder holding the dataset folder (or the dataset folder itself)")
-    d.add_argument("--variant", choices=VARIANTS, default="hq-sam", help="SEMat checkpoint family (default hq-sam)")
-    d.add_argument("--checkpoint", default=None, help="checkpoint file or weights name (default: the released one)")
-    d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    d.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="compute precision (default float32; the paper numbers use float32)")
+    add_semat_arguments(d)  # --variant (from the registry), --checkpoint, --device, --dtype
     d.add_argument("--limit", type=int, default=None, metavar="N", help="score only the first N images (sorted)")
     d.add_argument("--out", default=None, metavar="DIR",
                    help="results folder (default eval-results/<DATASET>-<variant>); rerunning resumes")
