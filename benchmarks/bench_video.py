@@ -148,6 +148,8 @@ def main() -> None:
     ap.add_argument("--size", default="160x120")
     ap.add_argument("--jitter", type=float, default=0.03)
     ap.add_argument("--redetect-every", type=int, default=30)
+    ap.add_argument("--matters", default="oracle,tiny-semat", help="comma-separated: oracle, tiny-semat")
+    ap.add_argument("--no-fps", action="store_true", help="skip the semat video fps run")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     import torch
@@ -161,7 +163,10 @@ def main() -> None:
           f"coordinate, re-detect every {args.redetect_every} frames")
     print(f"{'matter':<11} {'rule':<12} {'flicker (levels)':>16} {'MAD (levels)':>13} {'detections':>10} {'s':>6}")
     results = {}
+    wanted = set(args.matters.split(","))
     for name, factory in (("oracle", oracle), ("tiny-semat", lambda truth: tiny_semat())):
+        if name not in wanted:
+            continue
         for rule in ("propagate", "independent"):
             fl, mad, secs, dets = run_rule(rule, frames, truths, factory, args.jitter, args.redetect_every)
             results[(name, rule)] = fl
@@ -169,6 +174,8 @@ def main() -> None:
         p, i = results[(name, "propagate")], results[(name, "independent")]
         print(f"{name:<11} flicker independent / propagate = {i / p:.2f}" if p > 0 else
               f"{name:<11} propagate has no flicker; independent {i:.3f} levels")
+    if args.no_fps:
+        return
     fps, rc = bench_cli_fps(12, w, h)
     print(f"semat video (tiny models, {w}x{h}, 1 object, CPU): {fps:.2f} frames/s end to end (rc {rc})")
     print("released weights, 2 CPU cores, 1024 px working frame: one SEMat forward per object per frame, "

@@ -170,3 +170,16 @@ def test_tracker_follows_and_redetects_when_lost() -> None:
     assert min(ious) > 0.9  # every frame's alpha covers the object, the jump included
     assert pipe.detections == 3  # the first frame, the jump, and the return to the path
     assert tracker.stats["redetect_lost"] == 2
+
+
+def test_independent_rule_takes_each_frames_detections() -> None:
+    frames = {}
+    pipe = _Pipe(lambda f: frames[f.tobytes()])
+    tracker = ObjectTracker(pipe, text="square", config=TrackConfig(rule="independent"))
+    for i in range(6):
+        rgb, alpha = moving_square(3 * i)
+        frames[rgb.tobytes()] = alpha
+        res = tracker.step(rgb)
+        assert len(tracker.tracks) == 1 and res.tracks[0]["id"] == 0  # one object, same id, no pile-up
+        assert res.tracks[0]["box"] == list(alpha_box(alpha)[0])  # this frame's detection, not propagated
+    assert pipe.detections == 6

@@ -260,6 +260,8 @@ class ObjectTracker:
     def _apply_detections(self, dets: list[Any], hw: tuple[int, int], redone: set[int],
                           only: list[Track] | None = None, replace_all: bool = False) -> set[int]:
         """Match detections to tracks; returns the ids whose box changed (to be matted again)."""
+        if replace_all:  # independent rule: this frame's detections are the objects
+            return self._replace_all(dets, redone)
         candidates = only if only is not None else self.tracks
         matched = self._match(dets, candidates, lost=only is not None)
         changed: set[int] = set()
@@ -284,6 +286,29 @@ class ObjectTracker:
             changed.add(t.id)
         redone |= changed
         return changed
+
+    def _replace_all(self, dets: list[Any], redone: set[int]) -> set[int]:
+        """Every object takes this frame's detection (ids kept by IoU with the last detection box);
+        objects without one are dropped."""
+        pairs = sorted(((box_iou(t.box, tuple(d.box)), t.id, j) for t in self.tracks for j, d in enumerate(dets)
+                        if d.label == t.label), reverse=True)
+        by_id = {t.id: t for t in self.tracks}
+        used_t, used_d, keep = set(), set(), []
+        for iou, tid, j in pairs:
+            if iou < self.config.match_iou or tid in used_t or j in used_d:
+                continue
+            used_t.add(tid)
+            used_d.add(j)
+            t = by_id[tid]
+            t.box, t.score = tuple(float(v) for v in dets[j].box), float(dets[j].score)
+            keep.append(t)
+        for j, d in enumerate(dets):
+            if j not in used_d and len(keep) < self.max_objects:
+                keep.append(self._new_track(tuple(float(v) for v in d.box), d.label, float(d.score)))
+        self.tracks = keep
+        ids = {t.id for t in keep}
+        redone |= ids
+        return ids
 
     def _finish(self, frame, alphas, redetected, redone, timings, t0) -> FrameResult:
         hw = frame.shape[:2]
