@@ -13,7 +13,7 @@ import os
 
 from semat import registry
 from semat.app.layout import build_demo, launch
-from semat.app.services import SERVICES, warm_up
+from semat.app.services import SERVICES, prune_at_start_up, warm_up
 from semat.app.zerogpu import on_zero_gpu
 from semat.settings import Settings
 
@@ -24,6 +24,7 @@ _preload = (Settings.from_env().preload or ("all" if on_zero_gpu() else "none"))
 if _preload in ("all", "default"):
     SERVICES.preload(list(registry.names("semat")) if _preload == "all" else [registry.default("semat")])
 
+prune_at_start_up()  # stale outputs and Gradio cache copies of an earlier run
 warm_up()  # pymatting's numba JIT, off the first request's path
 demo = build_demo()
 

@@ -10,6 +10,7 @@ import functools
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from semat import registry
@@ -85,6 +86,54 @@ class Services:
             "max_boxes": s.max_boxes,
             "uptime_s": round(time.time() - self.started, 1),
         }
+
+
+def prune_folder(root: Path, max_age_s: float = 3600.0, max_bytes: int = 1 << 30) -> int:
+    """Delete files under ``root`` older than ``max_age_s``, then the oldest until the rest fits in
+    ``max_bytes``; remove emptied folders. Returns the bytes freed. For the app's output folder and
+    Gradio's upload cache, whose copies otherwise survive restarts."""
+    if not root.is_dir():
+        return 0
+    now, freed = time.time(), 0
+    files = []
+    for path in root.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                st = path.stat()
+                files.append((st.st_mtime, st.st_size, path))
+        except OSError:
+            continue
+    files.sort()
+    total = sum(size for _, size, _ in files)
+    for mtime, size, path in files:
+        if now - mtime <= max_age_s and total <= max_bytes:
+            break
+        try:
+            path.unlink()
+            freed += size
+            total -= size
+        except OSError:
+            pass
+    for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()  # only empty ones
+        except OSError:
+            pass
+    return freed
+
+
+def prune_at_start_up() -> None:
+    """Clean stale outputs and Gradio cache copies left by an earlier run (even after SIGTERM)."""
+    import os
+    import tempfile
+
+    from semat.app.editor import outputs_root
+
+    gradio_tmp = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    for root in (outputs_root(), gradio_tmp):
+        freed = prune_folder(root)
+        if freed:
+            log.info("start-up: removed %.1f MB of stale files from %s", freed / 1e6, root)
 
 
 def warm_up() -> threading.Thread:
