@@ -54,6 +54,7 @@ class Settings:
     max_upload: str = _var("SEMAT_MAX_UPLOAD", "50mb", "largest upload the app accepts (Gradio size string)")
     session_capacity: int = _var("SEMAT_SESSION_CAPACITY", 200, "browser sessions whose state is kept",
                                  1, 100_000)
+    batch_max_images: int = _var("SEMAT_BATCH_MAX_IMAGES", 50, "photos one Batch-tab run accepts", 1, 10_000)
     canvas_demo_delay: float = _var("SEMAT_CANVAS_DEMO_DELAY", 0.0,
                                     "seconds the prompt canvas's standalone demo waits in Matte (its tests)", 0, 60)
     output_dir: str = _var("SEMAT_UI_OUTPUT_DIR", "",
