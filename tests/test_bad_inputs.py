@@ -70,7 +70,8 @@ def _bg(spec: str):
 BOX = "10,10,60,50"
 CASES = [
     # ---------------------------------------------------------------- images
-    Case("not-an-image", "cannot be read as an image", cli=["--box", BOX], image="text"),
+    Case("not-an-image", "cannot be read as an image", cli=["--box", BOX],
+         api=("/matte_prompts", (BOX, "", "sam", "transparent")), image="text"),
     Case("empty-file", "empty", cli=["--box", BOX], image="empty"),
     Case("truncated-png", "corrupt or truncated", cli=["--box", BOX], api=("/matte_human", ("transparent",)), image="truncated"),
     Case("one-pixel", "at least 8 px", cli=["--box", "0,0,1,1"], api=("/matte_human", ("transparent",)), image="tiny",
@@ -155,9 +156,10 @@ CASES = [
     Case("bg-10000-chars", "background", api=("/matte_prompts", (BOX, "", "sam", "x" * 10_000)), lib=_bg("x" * 10_000)),
     Case("bg-bad-hex", "background", api=("/matte_prompts", (BOX, "", "sam", "#12345")), lib=_bg("#12345")),
     # ---------------------------------------------------------------- models
-    Case("unknown-model", "choose one of",
+    Case("unknown-model", "choose one of", api=("/matte_prompts", (BOX, "", "vit-h", "transparent")),
          lib=lambda image: _pipe().run(image, __import__("semat.pipeline", fromlist=["Prompt"]).Prompt(boxes=[(1, 1, 9, 9)]), "vit-h")),
     # ------------------------------------------------------------- CLI options
+    Case("unknown-model-text", "choose one of", api=("/matte_text", ("cat", 0.35, 0.25, "nope", "transparent", 0))),
     Case("cli-output-is-folder", "is a folder", cli=["--box", BOX, "-o", "{tmp}"]),
     Case("cli-output-under-file", "is a file", cli=["--box", BOX, "-o", "{img}/alpha.png"]),
     Case("cli-rgba-is-folder", "is a folder", cli=["--box", BOX, "--rgba", "{tmp}"]),

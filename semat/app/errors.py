@@ -28,7 +28,8 @@ def user_error(message: str, title: str) -> gr.Error:
 
 def to_gr_error(exc: BaseException) -> gr.Error:
     msg = " ".join(str(exc).split()) or type(exc).__name__
-    msg = msg[:1].upper() + msg[1:]
+    if msg.split(" ", 1)[0].isalpha() and msg[:1].islower():  # a word, not a file name such as holiday.png
+        msg = msg[:1].upper() + msg[1:]
     if isinstance(exc, SematError):
         extra = next((a for cls, a in _ADVICE if isinstance(exc, cls)), "")
         log.info("%s: %s", type(exc).__name__, msg[:300])

@@ -15,6 +15,7 @@ from semat import registry
 from semat.app import editor as L
 from semat.app import handlers as H
 from semat.app.api import api_detect, api_matte_human, api_matte_prompts, api_matte_text, api_status
+from semat.app.batch_tab import batch_tab
 from semat.app.canvas import CANVAS_TO_TEXT_JS, PromptCanvas
 from semat.app.render import device_label, test_mode
 from semat.app.zerogpu import on_zero_gpu
@@ -38,9 +39,11 @@ def InputImage(**kwargs) -> gr.Image:
         except gr.Error:
             raise
         except Exception as exc:
+            from semat.io.images import unreadable_message
+
             name = getattr(payload, "orig_name", None) or "The file"
-            raise gr.Error(f"{name} is not an image file we can read ({type(exc).__name__}). Upload a JPEG, PNG "
-                           "or WebP photo instead.", title="Can't read this image", print_exception=False) from exc
+            raise gr.Error(f"{unreadable_message(name)}. Upload a JPEG, PNG or WebP photo instead.",
+                           title="Can't read this image", print_exception=False) from exc
 
     img.preprocess = preprocess  # type: ignore[method-assign]
     return img
@@ -274,7 +277,8 @@ def _api(settings: Settings) -> None:
         text = gr.Textbox(label="text")
         bthr = gr.Number(0.35, label="box_threshold")
         tthr = gr.Number(0.25, label="text_threshold")
-        model = gr.Dropdown(semat_names, value=semat_names[0], label="model")
+        # custom values reach the handler, which answers with the registry's one message
+        model = gr.Dropdown(semat_names, value=semat_names[0], label="model", allow_custom_value=True)
         bg = gr.Textbox("transparent", label="background")
         max_objects = gr.Number(0, precision=0, label="max_objects")
         boxes = gr.Textbox(label="boxes")
@@ -308,6 +312,7 @@ def build_demo() -> gr.Blocks:
                 _cut_tab(ex["cut"], settings)
             with gr.Tab("Auto human", id="human"):
                 _human_tab(ex["human"], settings)
+            batch_tab(settings)  # its own gr.Tab("Batch"): many photos, words or Auto human, one ZIP
         _api(settings)
     return demo
 

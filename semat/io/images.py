@@ -171,6 +171,12 @@ def _limits(max_megapixels: float | _Default | None, max_bytes: int | _Default |
 # ----------------------------------------------------------------------------------- loading
 
 
+def unreadable_message(label: str) -> str:
+    """The one message for any file that cannot be opened as an image (whatever the reason, so it
+    never tells whether a path exists)."""
+    return f"{clip_text(label)} cannot be read as an image (no such file, not readable, or not an image file)"
+
+
 def load_image(src: Any, max_megapixels: float | _Default | None = FROM_SETTINGS,
                name: str | None = None, *, max_bytes: int | _Default | None = FROM_SETTINGS) -> LoadedImage:
     """Load and normalise ``src`` (path, bytes, PIL image or array) to RGB ``uint8``.
@@ -215,7 +221,7 @@ def _load_path(src: str | os.PathLike, name: str | None, limits: _Limits) -> Loa
                               "upload (or decode it with load_image_data_url)")
     path = Path(text).expanduser()
     label = clip_text(name or path.name or text)
-    unreadable = f"{label} cannot be read as an image (no such file, not readable, or not an image file)"
+    unreadable = unreadable_message(label)
     try:  # O_NONBLOCK: a FIFO opens at once (and is refused below) instead of hanging
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except (OSError, ValueError):  # absent, no permission, name too long, NUL byte, ...
