@@ -2,8 +2,8 @@
 
 * :mod:`~semat.app.services` — the shared pipeline, preload and inference counters;
 * :mod:`~semat.app.zerogpu` — the ``@spaces.GPU`` entry points (one call per user action);
-* :mod:`~semat.app.session` — per-tab state; :mod:`~semat.app.editor` — Gradio-free prompt
-  editing, overlays and output folders;
+* :mod:`~semat.app.session` — per-tab state; :mod:`~semat.app.editor` — Gradio-free output
+  folders, names and the background controls' spec;
 * :mod:`~semat.app.handlers` — the tabs' callbacks; :mod:`~semat.app.api` — the named endpoints;
 * :mod:`~semat.app.render` — result files and recompositing; :mod:`~semat.app.errors` —
   exceptions to messages; :mod:`~semat.app.layout` — the page (``build_demo``, ``launch``);

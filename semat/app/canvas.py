@@ -109,12 +109,9 @@ from typing import Any, NamedTuple
 import gradio as gr
 import gradio.component_meta as _component_meta
 
+from semat.errors import PromptError
 from semat.settings import Settings
-
-try:  # the Gradio-free editor logic (moving from semat.ui_logic to semat.app.editor)
-    from semat.app.editor import PromptError, parse_boxes, parse_points
-except ImportError:  # pragma: no cover - older tree
-    from semat.ui_logic import PromptError, parse_boxes, parse_points
+from semat.validate import parse_boxes, parse_points
 
 __all__ = [
     "CANVAS_TO_TEXT_JS",

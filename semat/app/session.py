@@ -38,7 +38,6 @@ class TabSession:
     name: str = "image"
     image_sha: str | None = None  # sha1 of the uploaded file the working image came from
     shown_sha: str | None = None  # sha1 of the file the input component shows (our rendering)
-    editor: L.PromptEditor = field(default_factory=L.PromptEditor)
     detections: list[Detection] = field(default_factory=list)
     detect_key: tuple | None = None
     result: MatteResult | Shown | None = None
@@ -75,7 +74,6 @@ def load_into(s: TabSession, path: str) -> list[str]:
     s.image_sha = L.file_sha(path)
     s.shown_sha = s.image_sha
     s.detections, s.detect_key = [], None
-    s.editor.corner = None
     s.preview, s.preview_src = None, None
     s.reset_outputs()
     return list(loaded.notices)
