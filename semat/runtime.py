@@ -159,7 +159,10 @@ def select_runtime(device: str = "auto", dtype: str | torch.dtype | None = AUTO)
     device = settings.device if device == "auto" else device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {str(device)[:40]!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cpu":
         tune_cpu_allocator()
     if dev.type == "cuda" and not torch.cuda.is_available():

@@ -168,6 +168,8 @@ CASES = [
     Case("cli-max-objects-zero", "max-objects", cli=["--text", "cat", "--max-objects", "0"]),
     Case("cli-checkpoint-in-test-mode", "--checkpoint", cli=["--box", BOX, "--checkpoint", "{img}"]),
     Case("cli-no-prompt", "--text, --box or --point", cli=[]),
+    Case("device-bogus", "unknown device",
+         lib=lambda image: __import__("semat.runtime", fromlist=["select_runtime"]).select_runtime("bogus")),
     Case("cli-box-words", "four numbers", cli=["--box", "the cat"]),
     Case("text-threshold-negative", "between 0 and 1", cli=["--text", "cat", "--text-threshold", "-1"],
          lib=lambda image: _pipe().detect(image, "cat", 0.3, -1.0)),
@@ -270,3 +272,12 @@ def test_api(case: Case, client, tmp_path: Path) -> None:
     assert case.msg in str(info.value).lower(), str(info.value)
     assert "traceback" not in str(info.value).lower()
     assert client.predict(api_name="/status")["test_mode"] is True  # the server keeps serving
+
+
+def test_cli_bogus_device_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    """L5: ``--device bogus`` with the released models is one line, not a traceback (test mode never
+    picks a device, so it is run with test mode off and fails before any weights are needed)."""
+    monkeypatch.delenv("SEMAT_TEST_MODELS")
+    rc = main(["matte", str(_file("photo", tmp_path)), "--box", BOX, "--device", "bogus", "-o", str(tmp_path / "a.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and "unknown device" in err, err
