@@ -155,6 +155,8 @@ def thresholds(pg, value: float = 0.01) -> None:
         box = pg.locator(f"#{elem} input[type=number]")
         box.fill(str(value))
         box.press("Enter")
+        box.press("Tab")  # blur as well: the value must be committed before the next click reads it
+    pg.wait_for_timeout(800)
 
 
 def test_test_mode_banner_and_device(page):
