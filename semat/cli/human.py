@@ -18,8 +18,6 @@ from pathlib import Path
 
 from semat.cli.common import add_runtime_arguments, human_from_args, max_side_of
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("human", help="automatic human matting (SGHM) of images and folders",
@@ -44,22 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def collect_inputs(items: list[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
-    """Image paths from files and folders, plus one problem line per unusable argument."""
-    files: list[Path] = []
-    problems: list[str] = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            found = sorted(f for f in (p.rglob("*") if recursive else p.iterdir())
-                           if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
-            if not found:
-                problems.append(f"{p}: folder has no image files")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            problems.append(f"{p}: no such file or folder")
-    return files, problems
+    """Image paths from files and folders, plus one problem line per unusable argument (the batch
+    job's rule, :func:`semat.batch.items.collect_paths`; ``semat human`` reads local files only)."""
+    from semat.batch.items import collect_paths
+
+    files, problems = collect_paths([str(Path(i).expanduser()) for i in items], recursive)
+    return [Path(f) for f in files], problems
 
 
 def _unique_stem(path: Path, used: set[str]) -> str:
