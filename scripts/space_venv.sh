@@ -8,8 +8,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-.space-venv}
-py=${SEMAT_SPACE_BASE_PYTHON:-$(command -v python3.12 || ls -d "$HOME"/.pyenv/versions/3.12*/bin/python 2>/dev/null | tail -1)}
-[ -n "$py" ] || { echo "[space-venv] no Python 3.12 found (set SEMAT_SPACE_BASE_PYTHON)" >&2; exit 1; }
+# The first candidate that really runs Python 3.12: a pyenv shim is on PATH even when its
+# version is not the active one, and then it only prints "command not found".
+py=""
+for c in ${SEMAT_SPACE_BASE_PYTHON:-} "$(command -v python3.12 || true)" \
+    $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null) \
+    /usr/bin/python3.12 /usr/local/bin/python3.12; do
+  if [ -n "$c" ] && "$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then
+    py=$c; break
+  fi
+done
+[ -n "$py" ] || { echo "[space-venv] no working Python 3.12 found (set SEMAT_SPACE_BASE_PYTHON)" >&2; exit 1; }
 key=$(cat requirements.txt requirements-local.txt scripts/space_venv.sh | sha256sum | cut -c1-16)
 if [ ! -f "$dir/.built-$key" ]; then
   echo "[space-venv] building $dir with $py (plain pip install -r requirements.txt)" >&2
