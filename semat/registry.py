@@ -97,11 +97,12 @@ def load(name: str, *, settings: Settings | None = None, checkpoint: str | None 
         from semat.runtime import select_runtime
 
         # on the device a real model would use (ZeroGPU packs what is placed there at import)
-        return _tiny(spec or get(name), select_runtime(device, "float32"))
+        return _tiny(spec or get(name), select_runtime(device, "float32"), settings)
     if spec is None:  # a local transformers folder for the detector
         from semat.inference.detect import TextDetector
 
-        return TextDetector.from_pretrained(str(name), device=device, dtype=dtype, progress=progress)
+        return TextDetector.from_pretrained(str(name), device=device, dtype=dtype, progress=progress,
+                                            shortest_side=settings.detector_size or None)
     if spec.family == "semat":
         from semat.inference.predictor import SEMatPredictor
 
@@ -111,13 +112,15 @@ def load(name: str, *, settings: Settings | None = None, checkpoint: str | None 
         from semat.inference.sghm import HumanPredictor
         from semat.runtime import select_runtime
 
-        return HumanPredictor.from_pretrained(checkpoint, runtime=select_runtime(device, dtype), progress=progress)
+        return HumanPredictor.from_pretrained(checkpoint, runtime=select_runtime(device, dtype).for_model("human"),
+                                              progress=progress)
     from semat.inference.detect import TextDetector
 
-    return TextDetector.from_pretrained(checkpoint or spec.name, device=device, dtype=dtype, progress=progress)
+    return TextDetector.from_pretrained(checkpoint or spec.name, device=device, dtype=dtype, progress=progress,
+                                        shortest_side=settings.detector_size or None)
 
 
-def _tiny(spec: ModelSpec, runtime: Any) -> Any:
+def _tiny(spec: ModelSpec, runtime: Any, settings: Settings) -> Any:
     if spec.family == "semat":
         from semat.inference.predictor import SEMatPredictor
 
@@ -128,4 +131,4 @@ def _tiny(spec: ModelSpec, runtime: Any) -> Any:
         return HumanPredictor.tiny(device=str(runtime.device))
     from semat.inference.detect import TextDetector
 
-    return TextDetector.tiny(runtime=runtime, name=spec.name)
+    return TextDetector.tiny(runtime=runtime, name=spec.name, shortest_side=settings.detector_size or None)

@@ -109,6 +109,22 @@ def test_input_size_option(vocab_file: Path) -> None:
         TextDetector(det.model, det.processor, det.runtime, shortest_side=10)
 
 
+def test_detector_size_setting_and_cli_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semat import registry
+    from semat.pipeline.matting import default_pipeline
+    from semat.settings import Settings
+
+    monkeypatch.setenv("SEMAT_TEST_MODELS", "tiny")
+    monkeypatch.setenv("SEMAT_DETECTOR_SIZE", "48")
+    assert Settings.from_env().detector_size == 48
+    assert registry.load(DEFAULT_DETECTOR).shortest_side == 48
+    # the CLI's --detector-size reaches the loaded detector over the variable
+    assert default_pipeline(device="cpu", detector_size=56).detector().shortest_side == 56
+    monkeypatch.setenv("SEMAT_DETECTOR_SIZE", "10")
+    with pytest.raises(ValueError, match="input size"):
+        registry.load(DEFAULT_DETECTOR)
+
+
 def test_released_size_defaults_to_800(vocab_file: Path) -> None:
     from transformers import GroundingDinoImageProcessor
 

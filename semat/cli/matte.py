@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-objects", type=int, default=None, metavar="N", help="keep only the N best text detections")
     g.add_argument("--detector", default=None, metavar="NAME",
                    help="text→box detector: a registry name or a local transformers folder")
+    g.add_argument("--detector-size", type=int, default=None, metavar="PX",
+                   help="detector input size, shortest side in px (default 800, or SEMAT_DETECTOR_SIZE); "
+                        "640 is faster on CPU and weaker on small objects")
     g.add_argument("--point", action="append", type=parse_point, default=[], metavar="X,Y[,1|0]",
                    help="click in input pixels; 1 = include (default), 0 = exclude; repeatable. Clicks "
                         "inside a box refine it; include clicks outside every box make their own object")
@@ -188,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
     from semat.cli.common import announce_test_mode
 
     announce_test_mode()
-    pipe = default_pipeline(device=args.device, dtype=dtype_of(args), detector=args.detector, progress=log,
+    pipe = default_pipeline(device=args.device, dtype=dtype_of(args), detector=args.detector,
+                            detector_size=args.detector_size, progress=log,
                             checkpoint=args.checkpoint)
     pipe.batch_size = args.batch_size
     result = pipe.run(loaded.rgb, prompt, variant=args.variant, max_objects=args.max_objects)

@@ -201,10 +201,11 @@ class TextDetector:
 
     @classmethod
     def tiny(cls, seed: int = 0, vocab_file: str | Path | None = None, image_size: int = 96,
-             runtime: Any = None, name: str = DEFAULT_DETECTOR) -> TextDetector:
+             runtime: Any = None, name: str = DEFAULT_DETECTOR, shortest_side: int | None = None) -> TextDetector:
         """Random-weight tiny stand-in of the registered detector ``name`` (its model class, a
         ~2 M-parameter config) with a tokenizer from ``vocab_file`` (a small vocab is written to a
-        temporary folder when None). Boxes are random: for tests only."""
+        temporary folder when None; ``shortest_side`` overrides the tiny input size). Boxes are
+        random: for tests only."""
         import torch
 
         from semat.models._compat import import_torchvision
@@ -235,7 +236,7 @@ class TextDetector:
         with torch.random.fork_rng(devices=[]):  # CPU only: ZeroGPU's emulated CUDA must not be touched
             torch.manual_seed(seed)
             model = AutoModelForZeroShotObjectDetection.from_config(tiny_config(len(tokenizer), model_type))
-        return cls(model, processor, runtime, name=f"{key}-random")
+        return cls(model, processor, runtime, name=f"{key}-random", shortest_side=shortest_side)
 
     # -------------------------------------------------------------------- inference
     def raw_scores(self, image: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
