@@ -27,21 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import matmul_gflops
+
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = {"grounding-dino-tiny": "grounding-dino", "mm-grounding-dino-tiny": "mm-grounding-dino"}
-
-
-def matmul_gflops(dtype, n: int = 4096, repeats: int = 3) -> float:
-    import torch
-
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def build_detector(name: str, dtype: str, side: int):

@@ -33,34 +33,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from harness import cpu_name, matmul_gflops, peak_rss_gb
+
 REPO = Path(__file__).resolve().parents[1]
 SPEC_TFLOPS = {"sam": 3.61, "hq-sam": 3.63, "sam2": 2.4}
 MODES = ("fp32", "autocast", "auto")
-
-
-def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: KiB
-
-
-def matmul_gflops(dtype: str = "float32", n: int = 4096, repeats: int = 3) -> float:
-    import torch
-
-    dt = getattr(torch, dtype)
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def _time_predict(predictor, image, box, repeats: int) -> tuple[float, float]:
@@ -110,7 +93,7 @@ def worker_time(variant: str, repeats: int, mode: str, tiny: bool = False) -> di
     box = [200, 150, 800, 900]
     mm_before = matmul_gflops(dtype)
     seconds, cpu_seconds = _time_predict(predictor, image, box, repeats)
-    rss = _peak_rss_gb()
+    rss = peak_rss_gb()
     mm = (mm_before + matmul_gflops(dtype)) / 2  # the machine may be shared: bracket the forward
     achieved = SPEC_TFLOPS[variant] * 1e3 / seconds
     return {"variant": variant, "mode": mode, "dtype": dtype, "build_s": round(build_s, 2),
@@ -208,7 +191,7 @@ def main() -> int:
             deviations[variant] = run_worker(["--worker", "deviation", variant])
             print(json.dumps(deviations[variant]), flush=True)
 
-    print(f"\nCPU: {_cpu_name()}; native bf16: {cpu_bf16_feature() or 'none'}; auto dtype here: "
+    print(f"\nCPU: {cpu_name()}; native bf16: {cpu_bf16_feature() or 'none'}; auto dtype here: "
           f"{select_runtime('cpu', 'auto').dtype_name}; 2 threads; best of {args.rounds} interleaved round(s)")
     print(f"{'variant':8} {'mode':9} {'dtype':9} {'wall s':>7} {'CPU s':>7} {'RSS GB':>7} {'GFLOP/s':>8} "
           f"{'mm GFLOP/s':>10} {'of mm':>6} {'/fp32':>6}")
@@ -230,18 +213,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "deviation": deviations}, indent=1))
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -38,10 +38,10 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def _photo(w: int, h: int, folder: Path) -> Path:
-    from semat.app.canvas import _synthetic_photo
+    from semat.app.canvas_demo import synthetic_photo
 
     path = folder / f"photo_{w}x{h}.jpg"
-    _synthetic_photo(w, h).save(path, "JPEG", quality=90)
+    synthetic_photo(w, h).save(path, "JPEG", quality=90)
     return path
 
 

@@ -296,6 +296,28 @@ def test_missing_and_corrupt_files_are_reported_and_skipped(tmp_path: Path) -> N
     assert "## Skipped" in (tmp_path / "out" / "summary.md").read_text()
 
 
+
+def test_dataset_files_get_the_image_loaders_limits(tmp_path: Path, monkeypatch) -> None:
+    """Eval data is refused by the same byte and header-pixel caps as load_image (the sample is
+    skipped, the run goes on); under the caps it is scored at its original size, never downscaled."""
+    make_dataset(tmp_path / "data", "AIM500", n=1)
+    base = tmp_path / "data" / "AIM-500"
+    _write_pair(base / "original", base / "mask", "big", "big", (120, 100), 7, img_ext=".png")  # 0.012 MP
+    noise = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(base / "original" / "heavy.png")  # incompressible: ~6.7 kB
+    Image.fromarray(_alpha(40, 56, 8)).save(base / "mask" / "heavy.png")
+    monkeypatch.setenv("SEMAT_MAX_INPUT_MEGAPIXELS", "0.01")
+    monkeypatch.setenv("SEMAT_MAX_UPLOAD", "5kb")
+    monkeypatch.setenv("SEMAT_MAX_MEGAPIXELS", "0.01")  # the downscale cap must not touch eval data
+    res = E.evaluate_dataset("AIM500", tmp_path / "data", GTMatter(), tmp_path / "out", progress=False)
+    reasons = {s["id"]: s["reason"] for s in res.skipped}
+    assert set(reasons) == {"big", "heavy"} and res.n_scored == 1
+    assert "100×120 px" in reasons["big"] and "SEMAT_MAX_INPUT_MEGAPIXELS" in reasons["big"]
+    assert "SEMAT_MAX_UPLOAD" in reasons["heavy"] and "heavy.png" in reasons["heavy"]
+    rows = {r["id"]: r for r in _csv_rows(tmp_path / "out")}
+    assert (rows["img0"]["status"], rows["img0"]["width"], rows["img0"]["height"]) == ("ok", "56", "40")
+
+
 # ------------------------------------------------------------------------- end to end, tiny models
 @pytest.mark.parametrize("name", list(E.DATASETS))
 def test_cli_end_to_end_each_dataset_tiny_model(tmp_path: Path, name: str, monkeypatch, capsys) -> None:

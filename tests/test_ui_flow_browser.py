@@ -26,10 +26,10 @@ W, H = 4000, 3000
 
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory):
-    from semat.app.canvas import _synthetic_photo
+    from semat.app.canvas_demo import synthetic_photo
 
     path = tmp_path_factory.mktemp("photo") / "garden.jpg"
-    _synthetic_photo(W, H).save(path, "JPEG", quality=90)
+    synthetic_photo(W, H).save(path, "JPEG", quality=90)
     return path
 
 

@@ -7,5 +7,7 @@
 * :mod:`~semat.app.handlers` — the tabs' callbacks; :mod:`~semat.app.api` — the named endpoints;
 * :mod:`~semat.app.render` — result files and recompositing; :mod:`~semat.app.errors` —
   exceptions to messages; :mod:`~semat.app.layout` — the page (``build_demo``, ``launch``);
-* :mod:`~semat.app.canvas` — the prompt canvas component.
+* :mod:`~semat.app.canvas` — the prompt canvas: the component (``canvas_component``), its value
+  contract (``canvas_contract``, ``canvas_values``, ``canvas_text``), its files (``canvas_files``)
+  and a demo app (``canvas_demo``), all re-exported from ``canvas``.
 """

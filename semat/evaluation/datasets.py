@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from semat.errors import InputError, SampleError
+from semat.errors import ImageInputError, InputError, SampleError
+from semat.io.limits import FROM_SETTINGS, check_bytes, check_header, resolve_limits
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 PROTOCOLS = ("paper", "orig")
 PREPROCESS = ("reference", "app")
-
 
 
 # ------------------------------------------------------------------------------------------ layouts
@@ -144,12 +145,30 @@ def discover(name: str, root: str | Path) -> tuple[DatasetLayout, list[Sample], 
 
 # ------------------------------------------------------------------------------------------ reading
 def _open(path: Path, what: str) -> Image.Image:
+    """Decode ``path`` under :func:`semat.io.images.load_image`'s input limits: the byte cap
+    (``SEMAT_MAX_UPLOAD``), the header's pixel cap (``SEMAT_MAX_INPUT_MEGAPIXELS``) and the size
+    rules, all checked before decoding. Nothing else of ``load_image`` applies: scores are taken
+    on the stored pixels at their original size (no downscale, no EXIF turn, no compositing, and
+    16-bit alphas stay 16-bit), as the reference evaluators read them. A file over a limit is a
+    :class:`SampleError`, so the run skips it and goes on."""
+    label = f"{what} {path}"
+    limits = resolve_limits(None, FROM_SETTINGS)  # a bad setting stops the run (not a sample's fault)
     try:
-        img = Image.open(path)
-        img.load()
+        check_bytes(path.stat().st_size, label, limits)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the pixel cap decides
+            img = Image.open(path)
+            try:
+                check_header(img.width, img.height, label, limits)
+                img.load()
+            except BaseException:
+                img.close()
+                raise
         return img
     except FileNotFoundError:
         raise SampleError(f"{what} {path} is missing") from None
+    except ImageInputError as exc:
+        raise SampleError(str(exc)) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise SampleError(f"{what} {path} could not be read ({' '.join(str(exc).split()) or type(exc).__name__})") from None
 

@@ -1,0 +1,47 @@
+"""What the CPU benchmark scripts share: the same-run matmul peak, the CPU's name and peak RSS.
+
+Imported by the scripts as ``from harness import ...`` (they run as ``python benchmarks/<script>.py``,
+which puts this folder first on ``sys.path``); torch is imported on first use, after a script
+has set its thread count.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cpu_name", "matmul_gflops", "peak_rss_gb"]
+
+
+def matmul_gflops(dtype: Any = "float32", n: int = 4096, repeats: int = 3) -> float:
+    """Best GFLOP/s of an ``n``² matmul in ``dtype`` (a torch dtype or its name), after one warm-up."""
+    import torch
+
+    dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process in GB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def cpu_name() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (else what ``platform`` says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
