@@ -69,7 +69,11 @@ class Settings:
     canvas_demo_delay: float = _var("SEMAT_CANVAS_DEMO_DELAY", 0.0,
                                     "seconds the prompt canvas's standalone demo waits in Matte (its tests)", 0, 60)
     output_dir: str = _var("SEMAT_UI_OUTPUT_DIR", "",
-                            "where the app writes its result files (empty: a folder in the temp dir)")
+                            "where the app writes its result files (empty: a folder inside Gradio's cache, "
+                            "`GRADIO_TEMP_DIR`, so Gradio serves each file without a copy of its own)")
+    output_max_mb: float = _var("SEMAT_UI_OUTPUT_MAX_MB", 2048.0,
+                                "result files kept, in MB: each new request first deletes the oldest results "
+                                "beyond this (and any older than an hour)", 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -124,14 +124,11 @@ def prune_folder(root: Path, max_age_s: float = 3600.0, max_bytes: int = 1 << 30
 
 def prune_at_start_up() -> None:
     """Clean stale outputs and Gradio cache copies left by an earlier run (even after SIGTERM)."""
-    import os
-    import tempfile
+    from semat.app.editor import gradio_cache_dir, outputs_root
 
-    from semat.app.editor import outputs_root
-
-    gradio_tmp = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
-    for root in (outputs_root(), gradio_tmp):
-        freed = prune_folder(root)
+    out_bytes = int(Settings.from_env().output_max_mb * 1e6)
+    for root, max_bytes in ((outputs_root(), out_bytes), (gradio_cache_dir(), max(out_bytes, 1 << 30))):
+        freed = prune_folder(root, max_bytes=max_bytes)
         if freed:
             log.info("start-up: removed %.1f MB of stale files from %s", freed / 1e6, root)
 
