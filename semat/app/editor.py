@@ -86,6 +86,33 @@ def trim_outputs(root: Path, ttl_s: float, max_bytes: int, grace_s: float = 10.0
     return freed
 
 
+def data_url_file(url: str, cache_dir: str | os.PathLike, name: str | None = None) -> str:
+    """An image sent as a ``data:`` URL inside the call, written as sent to a file in Gradio's cache,
+    once the app's limits pass: the byte cap (``SEMAT_MAX_UPLOAD``, on the base64 length before
+    decoding) and the pixel cap (from the header, before the pixels are decoded). Left to Gradio,
+    such an image is fully decoded and re-encoded as WebP first, with neither limit, and the
+    smaller re-encoding then passed the byte cap (issue 13 M1). Raises ``ImageInputError``."""
+    import base64
+    import mimetypes
+
+    from semat.io.images import load_image_data_url
+
+    label = safe_stem(name) if name else "image"
+    load_image_data_url(url, name=name or label)  # every limit, with its own message
+    header, payload = url[5:url.find(",")], url[url.find(",") + 1:]
+    data = base64.b64decode("".join(payload.split()))
+    media = header.split(";")[0].strip().lower()
+    ext = {"image/jpeg": ".jpg"}.get(media) or mimetypes.guess_extension(media) or ".img"
+    d = Path(cache_dir) / hashlib.sha256(data).hexdigest()[:32]
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{label}{ext}"
+    if not path.is_file():
+        tmp = path.with_name(f".{uuid.uuid4().hex}{ext}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return str(path)
+
+
 def file_sha(path: str | os.PathLike | None) -> str | None:
     if not path:
         return None
