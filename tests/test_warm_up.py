@@ -66,7 +66,9 @@ from semat.compose.foreground import pymatting_ml
 alone = "pymatting" not in sys.modules
 image, alpha = warm_up_inputs()
 ours = pymatting_ml()(image.astype(np.float32) / 255, alpha)
-print(json.dumps({"alone": alone, "ours": np.asarray(ours, np.float64).round(6).tolist()}))
+import pymatting  # a later plain import reuses the module loaded alone
+same = pymatting.estimate_foreground_ml is pymatting_ml()
+print(json.dumps({"alone": alone, "same": same, "ours": np.asarray(ours, np.float64).round(6).tolist()}))
 """
     plain = r"""
 import json
@@ -79,6 +81,7 @@ print(json.dumps({"ours": np.asarray(fg, np.float64).round(6).tolist()}))
 """
     a = _run(code, {})
     assert a["alone"], "warm_up imported the whole pymatting package (compiles every estimator)"
+    assert a["same"]
     assert a["ours"] == _run(plain, {})["ours"]
 
 
