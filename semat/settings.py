@@ -7,14 +7,24 @@ documents it; the README's table of variables is checked against :func:`variable
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from semat.errors import InputError
 
-__all__ = ["Settings", "SettingsError", "variables"]
+__all__ = ["ZERO_GPU_CONCURRENCY", "Settings", "SettingsError", "variables", "zero_gpu_mode"]
+
+#: ``SEMAT_CONCURRENCY`` when unset on ZeroGPU. Each model request's GPU part runs in its own
+#: forked worker there, so two at once overlap one visitor's CPU-side work in the main process
+#: (image decode, foreground estimation, PNG/ZIP export: ~1 s of a 12 MP request) with another's
+#: GPU call. More would share the main container's CPUs and 16 GB of RAM between several 12 MP
+#: exports (each holds ~1 GB of arrays); the variable raises it. On CPU the model itself uses every
+#: core, so two requests only slow each other: 1.
+ZERO_GPU_CONCURRENCY = 2
 
 
 class SettingsError(InputError):
@@ -51,7 +61,8 @@ class Settings:
     preload: str = _var("SEMAT_PRELOAD", "",
                         "`all`, `default` or `none`: load models at start-up (empty: `all` on ZeroGPU)")
     max_loaded_variants: int = _var("SEMAT_MAX_LOADED_VARIANTS", 3, "SEMat checkpoints kept in memory", 1, 3)
-    concurrency: int = _var("SEMAT_CONCURRENCY", 1, "model events run at once by the app", 1, 64)
+    concurrency: int = _var("SEMAT_CONCURRENCY", 1, "model events run at once by the app (unset: "
+                            f"{ZERO_GPU_CONCURRENCY} on ZeroGPU, 1 elsewhere)", 1, 64)
     queue_size: int = _var("SEMAT_QUEUE_SIZE", 32, "requests waiting in the app's queue before "
                                                    "'Queue is full'", 1, 10_000)
     max_upload: str = _var("SEMAT_MAX_UPLOAD", "50mb", "largest upload the app accepts (Gradio size string)")
@@ -61,10 +72,15 @@ class Settings:
     canvas_demo_delay: float = _var("SEMAT_CANVAS_DEMO_DELAY", 0.0,
                                     "seconds the prompt canvas's standalone demo waits in Matte (its tests)", 0, 60)
     output_dir: str = _var("SEMAT_UI_OUTPUT_DIR", "",
-                            "where the app writes its result files (empty: a folder in the temp dir)")
+                            "where the app writes its result files (empty: a folder inside Gradio's cache, "
+                            "`GRADIO_TEMP_DIR`, so Gradio serves each file without a copy of its own)")
+    output_max_mb: float = _var("SEMAT_UI_OUTPUT_MAX_MB", 2048.0,
+                                "result files kept, in MB: each new request first deletes the oldest results "
+                                "beyond this (and any older than an hour)", 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        given = env
         env = os.environ if env is None else env
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -72,6 +88,8 @@ class Settings:
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(f.name, f.metadata, type(f.default), raw.strip())
+        if "concurrency" not in values and zero_gpu_mode(given):
+            values["concurrency"] = ZERO_GPU_CONCURRENCY
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -91,6 +109,25 @@ def _parse(name: str, meta: Mapping[str, object], kind: type, raw: str) -> objec
     if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
         raise SettingsError(f"{env}={raw[:40]!r} must be between {lo:g} and {hi if hi is not None else '∞'}")
     return value
+
+
+def zero_gpu_mode(env: Mapping[str, str] | None = None) -> bool:
+    """ZeroGPU hardware, decided as :func:`semat.app.zerogpu.on_zero_gpu` does: the ``spaces``
+    package is there and says so (``spaces.config.Config.zero_gpu`` once ``spaces`` is imported,
+    else ``SPACES_ZERO_GPU`` read the way that module reads it; an explicit ``env``: that variable). Never imports ``spaces`` itself: on
+    ZeroGPU it must come before torch, which only ``app.py`` can ensure."""
+    module = sys.modules.get("spaces")
+    if module is None and importlib.util.find_spec("spaces") is None:
+        return False
+    if env is None and module is not None:
+        try:  # imported already, so importing its config has no side effect of its own
+            from spaces.config import Config
+
+            return bool(Config.zero_gpu)
+        except Exception:
+            pass
+    env = os.environ if env is None else env
+    return (env.get("SPACES_ZERO_GPU") or "").strip().lower() in ("1", "t", "true")
 
 
 def variables() -> dict[str, str]:

@@ -17,8 +17,10 @@ from semat.app import handlers as H
 from semat.app.api import api_detect, api_matte_human, api_matte_prompts, api_matte_text, api_status
 from semat.app.batch_tab import batch_tab
 from semat.app.canvas import CANVAS_TO_TEXT_JS, PromptCanvas
+from semat.app.errors import to_gr_error
 from semat.app.render import device_label, test_mode
 from semat.app.zerogpu import on_zero_gpu
+from semat.errors import SematError
 from semat.settings import Settings
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -35,9 +37,13 @@ def InputImage(**kwargs) -> gr.Image:
 
     def preprocess(payload):
         try:
+            if img.type == "filepath" and (getattr(payload, "url", None) or "")[:5].lower() == "data:":
+                return L.data_url_file(payload.url, img.GRADIO_CACHE, getattr(payload, "orig_name", None))
             return original(payload)
         except gr.Error:
             raise
+        except SematError as exc:  # a limit of ours: its own message
+            raise to_gr_error(exc) from exc
         except Exception as exc:
             from semat.io.images import unreadable_message
 

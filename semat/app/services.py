@@ -124,33 +124,41 @@ def prune_folder(root: Path, max_age_s: float = 3600.0, max_bytes: int = 1 << 30
 
 def prune_at_start_up() -> None:
     """Clean stale outputs and Gradio cache copies left by an earlier run (even after SIGTERM)."""
-    import os
-    import tempfile
+    from semat.app.editor import gradio_cache_dir, outputs_root
 
-    from semat.app.editor import outputs_root
-
-    gradio_tmp = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
-    for root in (outputs_root(), gradio_tmp):
-        freed = prune_folder(root)
+    out_bytes = int(Settings.from_env().output_max_mb * 1e6)
+    for root, max_bytes in ((outputs_root(), out_bytes), (gradio_cache_dir(), max(out_bytes, 1 << 30))):
+        freed = prune_folder(root, max_bytes=max_bytes)
         if freed:
             log.info("start-up: removed %.1f MB of stale files from %s", freed / 1e6, root)
 
 
+def warm_up_inputs() -> tuple[Any, Any]:
+    """A small ``uint8`` image and ``float32`` matte whose unknown band spans two row strips, so the
+    warm-up runs the foreground estimator the way a request does: the same dtypes and layouts, and
+    two strips in parallel threads (pymatting's kernels have one explicit signature each, so there
+    is no other specialisation to compile; what a request would pay on top is the load itself)."""
+    import numpy as np
+
+    h, w = 160, 96
+    yy = np.arange(h, dtype=np.float32)[:, None] + np.zeros((1, w), np.float32)
+    alpha = np.clip(np.abs(yy - h / 2) / 12.0 - 2.0, 0.0, 1.0).astype(np.float32)  # two soft edges
+    image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return image, alpha
+
+
 def warm_up() -> threading.Thread:
-    """Compile pymatting's numba kernels now, in a background thread outside any GPU function, so
-    the first visitor does not pay the JIT (about 2 minutes on a fresh Space container)."""
+    """Compile (or load from numba's cache) the foreground estimator's kernels now, in a background
+    thread outside any GPU function, so the first visitor does not pay the JIT. Only the three
+    kernels of pymatting's ML estimator are compiled (:func:`semat.compose.foreground.pymatting_ml`);
+    a request that arrives meanwhile waits for this one load instead of starting its own."""
 
     def run() -> None:
-        import numpy as np
-
         from semat.compose import estimate_foreground
 
         t0 = time.perf_counter()
-        rng = np.random.default_rng(0)
-        image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-        alpha = np.clip(rng.random((32, 32), dtype=np.float32), 0.05, 0.95)
         try:
-            estimate_foreground(image, alpha)
+            estimate_foreground(*warm_up_inputs())
             log.info("foreground estimation warmed up in %.1f s", time.perf_counter() - t0)
         except Exception as exc:
             log.warning("foreground estimation warm-up failed: %s", exc)

@@ -15,7 +15,6 @@ up front with a message saying what to shrink.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 from semat.app.services import SERVICES
 from semat.errors import InputError
 from semat.pipeline import MatteResult, ObjectResult, Prompt
+from semat.settings import zero_gpu_mode
 
 try:  # on ZeroGPU `spaces` must be imported before torch initialises CUDA (app.py imports it first)
     import spaces as _spaces
@@ -38,14 +38,9 @@ ANONYMOUS_QUOTA_S = 120  # an anonymous visitor's daily GPU quota
 
 
 def on_zero_gpu() -> bool:
-    if _spaces is None:
-        return False
-    try:
-        from spaces.config import Config
-
-        return bool(Config.zero_gpu)
-    except Exception:
-        return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+    """ZeroGPU hardware: ``spaces`` imported and in ZeroGPU mode (:func:`semat.settings.zero_gpu_mode`,
+    which also picks ``SEMAT_CONCURRENCY``'s default)."""
+    return _spaces is not None and zero_gpu_mode()
 
 
 def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:

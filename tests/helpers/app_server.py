@@ -61,7 +61,6 @@ def start_app(timeout: float = 180.0, extra_env: dict[str, str] | None = None) -
         "SEMAT_WEIGHTS_DIR": str(workdir / "weights"),  # test mode must never need real weights
         "GRADIO_TEMP_DIR": str(workdir / "gradio"),
         "GRADIO_EXAMPLES_CACHE": str(workdir / "examples-cache"),
-        "SEMAT_UI_OUTPUT_DIR": str(workdir / "outputs"),
         "PYTHONUNBUFFERED": "1",
     })
     env.update(extra_env or {})
