@@ -18,6 +18,7 @@ from semat.app.api import api_detect, api_matte_human, api_matte_prompts, api_ma
 from semat.app.batch_tab import batch_tab
 from semat.app.canvas import CANVAS_TO_TEXT_JS, PromptCanvas
 from semat.app.render import device_label, test_mode
+from semat.app.video_tab import video_tab
 from semat.app.zerogpu import on_zero_gpu
 from semat.settings import Settings
 
@@ -313,6 +314,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Auto human", id="human"):
                 _human_tab(ex["human"], settings)
             batch_tab(settings)  # its own gr.Tab("Batch"): many photos, words or Auto human, one ZIP
+            video_tab(settings)  # its own gr.Tab("Video"): one clip by words, a box or Auto human
         _api(settings)
     return demo
 
