@@ -272,10 +272,9 @@ def video_tab(settings: Any) -> None:
     """Build the Video tab's components and events (call inside ``gr.Tabs()``)."""
     import gradio as gr
 
-    from semat import registry
     from semat.app import editor as L
+    from semat.app.batch_tab import model_controls
 
-    labels = [registry.label(n) for n in registry.names("semat")]
     cap = frame_cap(settings)
     with gr.Tab("Video", id="video", elem_id="tab-video"):
         note = f" Without a GPU only the first **{cap} frames** are matted." if cap is not None else ""
@@ -297,12 +296,7 @@ def video_tab(settings: Any) -> None:
                                        elem_id="video-bg-mode", scale=2)
                     colour = gr.ColorPicker(value="#00b140", label="Colour", elem_id="video-bg-colour", scale=1)
                 want_webm = gr.Checkbox(False, label="Also a transparent WebM (VP9 with alpha)", elem_id="video-webm")
-                with gr.Accordion("Model and thresholds", open=False):
-                    model = gr.Dropdown(labels, value=labels[0], label="Model", elem_id="video-model")
-                    box_thr = gr.Slider(0.0, 0.95, value=0.35, step=0.01, label="Box threshold",
-                                        elem_id="video-box-thr")
-                    text_thr = gr.Slider(0.0, 0.95, value=0.25, step=0.01, label="Text threshold",
-                                         elem_id="video-text-thr")
+                model, box_thr, text_thr = model_controls("video")
                 with gr.Row():
                     run = gr.Button("Matte clip ▶", variant="primary", elem_id="video-run")
                     cancel = gr.Button("Cancel", elem_id="video-cancel")
