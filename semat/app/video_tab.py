@@ -31,7 +31,7 @@ import numpy as np
 
 from semat.app.services import SERVICES
 from semat.app.zerogpu import SECONDS_PER_OBJECT, check_quota, on_zero_gpu
-from semat.errors import InputError, SematError
+from semat.errors import InputError
 
 __all__ = ["CHUNK_SECONDS", "MODES", "VideoState", "chunk_seconds", "first_frame", "matte_clip", "video_tab"]
 
@@ -115,7 +115,7 @@ class VideoState:
     summary: str = ""
 
     def status(self) -> str:
-        notes = "".join(f"\n\n⚠️ {n}" for n in self.notices)
+        notes = "".join(f"\n\nℹ️ {n}" for n in self.notices)  # ⚠ is for errors
         if self.summary:
             return f"✓ {self.summary}{notes}"
         if self.encoding:
@@ -274,6 +274,7 @@ def video_tab(settings: Any) -> None:
 
     from semat.app import editor as L
     from semat.app.batch_tab import model_controls
+    from semat.app.errors import to_gr_error
 
     cap = frame_cap(settings)
     with gr.Tab("Video", id="video", elem_id="tab-video"):
@@ -308,23 +309,30 @@ def video_tab(settings: Any) -> None:
             alpha_file = gr.File(label="Alpha MP4", interactive=False, elem_id="video-dl-alpha")
             webm_file = gr.File(label="Transparent WebM", interactive=False, elem_id="video-dl-webm")
 
-        def error(exc: SematError) -> gr.Error:
-            return gr.Error(str(exc), title=getattr(exc, "title", "Check the input"), print_exception=False)
+        def inline(exc: Exception) -> tuple[str, gr.Error]:
+            err = to_gr_error(exc)
+            return f"⚠ **{err.title or 'Error'}:** {err.message}", err
 
         def shown(path):
             try:
                 return first_frame(path, settings)
-            except SematError as exc:
-                raise error(exc) from None
+            except Exception as exc:  # one message in the status line (and as a toast)
+                text, _ = inline(exc)
+                return None, text
 
         def start(path, mode_v, words_v, box_v, bg_v, colour_v, webm_v, model_v, bt, tt):
             try:
                 background = L.background_spec(bg_v, colour_v)
                 for st in matte_clip(path, mode_v, words_v, box_v, background, bool(webm_v), model_v, bt, tt,
                                      settings=settings):
+                    if st.summary:
+                        for n in st.notices:
+                            gr.Info(n, duration=8)
                     yield st.status(), st.composite, st.composite, st.alpha, st.webm
-            except SematError as exc:
-                raise error(exc) from None
+            except Exception as exc:  # the status line says it, and API callers get the error
+                text, err = inline(exc)
+                yield text, None, None, None, None
+                raise err from None
 
         clip.change(shown, [clip], [first, status], api_visibility="private", concurrency_id="compose",
                     concurrency_limit=2, show_progress="hidden")
