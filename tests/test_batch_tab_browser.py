@@ -9,28 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_ui_browser as ui
-from test_ui_browser import TIMEOUT_MS, status, wait_status, watch_status
+from test_ui_browser import status, wait_status, watch_status
 
 from semat.io.images import save_png
 
-server, browser = ui.server, ui.browser  # the same fixtures (one app per test module)
+server, browser, page = ui.server, ui.browser, ui.page  # the same fixtures (one app per module)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
-def page(server, browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server.url)
-    pg.get_by_role("tab", name="Batch").click()
-    pg.wait_for_selector("#batch-files")
-    yield pg
-    ctx.close()
-    assert not errors, errors
+def tab(page):
+    """test_ui_browser's page (console errors fail the test), on the Batch tab."""
+    page.get_by_role("tab", name="Batch").click()
+    page.wait_for_selector("#batch-files")
+    return page
 
 
 def low_thresholds(pg, tab: str) -> None:
@@ -44,7 +37,8 @@ def low_thresholds(pg, tab: str) -> None:
     pg.wait_for_timeout(800)
 
 
-def test_batch_words_gallery_errors_and_zip(page, tmp_path: Path) -> None:
+def test_batch_words_gallery_errors_and_zip(tab, tmp_path: Path) -> None:
+    page = tab
     rng = np.random.default_rng(5)
     photos = [save_png(tmp_path / f"shot_{i}.png", rng.integers(0, 256, (60 + 8 * i, 80, 3), dtype=np.uint8))
               for i in range(3)]

@@ -10,10 +10,10 @@ import av
 import pytest
 import test_ui_browser as ui
 from helpers.app_server import start_app
-from test_ui_browser import TIMEOUT_MS, wait_status, watch_status
+from test_ui_browser import wait_status, watch_status
 from test_video_objects import H, W, make_clip
 
-browser = ui.browser
+browser, page = ui.browser, ui.page  # the same fixtures; the app is this module's own
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,21 +26,15 @@ def server():
 
 
 @pytest.fixture
-def page(server, browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server.url)
-    pg.get_by_role("tab", name="Video").click()
-    pg.wait_for_selector("#video-input")
-    yield pg
-    ctx.close()
-    assert not errors, errors
+def tab(page):
+    """test_ui_browser's page (console errors fail the test), on the Video tab."""
+    page.get_by_role("tab", name="Video").click()
+    page.wait_for_selector("#video-input")
+    return page
 
 
-def test_video_box_run_cap_notice_preview_and_downloads(page, tmp_path: Path) -> None:
+def test_video_box_run_cap_notice_preview_and_downloads(tab, tmp_path: Path) -> None:
+    page = tab
     clip = make_clip(tmp_path / "walk.mp4", n=8)
     watch_status(page, "video")
     page.locator("#video-input input[type=file]").set_input_files(str(clip))
