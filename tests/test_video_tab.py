@@ -38,7 +38,7 @@ def test_box_clip_over_the_cpu_cap_is_cut_with_a_notice(tmp_path: Path, monkeypa
     states = [(st.done, st.encoding, st.status()) for st in
               matte_clip(str(clip), MODES[1], box_text="8,12,40,52", background="#00ff00", webm=True,
                          variant="SEMat SAM", out_dir=tmp_path / "out")]
-    assert [s[0] for s in states] == [0, 4, 8, 10, 10]  # chunks of CPU_CHUNK frames, then encoding, then done
+    assert [s[0] for s in states] == [0, 4, 8, 10, 10, 10]  # chunks of CPU_CHUNK frames, encoding, done
     assert states[0][2].startswith("⏳ Matting frame 1 of 10") and "left" in states[1][2]
     assert states[-2][1] and states[-2][2].startswith("⏳ Encoding")
     final = states[-1][2]

@@ -19,6 +19,7 @@ frame costs seconds per object.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
@@ -104,10 +105,12 @@ def _gpu_chunk(frames: list[np.ndarray], tracker: Any, variant: str | None = Non
 class VideoState:
     """What the tab shows after each chunk."""
 
-    total: int  # frames to matte
+    total: int  # frames to matte (0: not known)
     done: int = 0
     seconds: float = 0.0
     encoding: bool = False
+    cut: bool = False  # the clip went past the CPU frame cap
+    object_frames: int | None = None  # SEMat object-forwards so far (None: Auto human)
     notices: list[str] = field(default_factory=list)
     composite: str | None = None
     alpha: str | None = None
@@ -120,6 +123,8 @@ class VideoState:
             return f"✓ {self.summary}{notes}"
         if self.encoding:
             return f"⏳ Encoding {self.done} frame(s)...{notes}"
+        if self.total <= self.done:  # the header gave no frame count, or the clip ran longer
+            return f"⏳ Matting frame {self.done + 1}{notes}"
         eta = f", about {self.seconds / self.done * (self.total - self.done):.0f} s left" if self.done else ""
         return f"⏳ Matting frame {self.done + 1} of {self.total}{eta}{notes}"
 
@@ -194,60 +199,75 @@ def matte_clip(path: str | None, mode: str, words: str | None = None, box_text: 
     tracker = _tracker(mode, words, box_text, (info.height, info.width), variant, box_threshold, text_threshold,
                        notices)
     cap = frame_cap(settings)
-    total = min(info.frames or cap or 0, cap) if cap is not None else (info.frames or 0)
-    state = VideoState(total=max(total, 1), notices=notices)
-    mp = info.width * info.height / 1e6
+    total = info.frames or 0
+    if cap is not None:
+        total = min(total or cap, cap)
+    state = VideoState(total=total, notices=notices)
     out = out_dir or L.new_output_dir()
     work = out / "alphas"
     work.mkdir(parents=True, exist_ok=True)
     stem = Path(path).stem[:60] or "clip"
     t0 = time.perf_counter()
-    yield state
     chunks: list[Path] = []
-    frames: list[np.ndarray] = []
-    truncated = False
-    for frame in iter_frames(path, None if cap is None else cap + 1):
-        if cap is not None and state.done + len(frames) >= cap:
-            truncated = True
-            break
-        frames.append(frame)
-        if len(frames) >= _frames_per_chunk(mp, tracker):
-            tracker = _run_chunk(frames, tracker, variant, work, chunks)
-            state.done += len(frames)
-            frames = []
+    try:
+        yield state
+        for _ in _matte_chunks(iter_frames(path, None if cap is None else cap + 1), info, cap, tracker, variant,
+                               work, chunks, state):
             state.seconds = time.perf_counter() - t0
-            state.total = max(state.total, state.done + 1)
             yield state
-    if frames:
-        tracker = _run_chunk(frames, tracker, variant, work, chunks)
-        state.done += len(frames)
-    state.total = state.done
-    if truncated:
-        notices.append(f"Without a GPU this Space mattes only the first {cap} frames "
-                       f"(SEMAT_VIDEO_MAX_FRAMES_CPU); the outputs stop there.")
-    state.encoding, state.seconds = True, time.perf_counter() - t0
-    yield state
-    res = matte_video(path, out / f"{stem}_composite.mp4", _alpha_reader(chunks), bg,
-                      webm=out / f"{stem}.webm" if webm else None, alpha_video=out / f"{stem}_alpha.mp4",
-                      max_frames=state.done)
-    shutil.rmtree(work, ignore_errors=True)
+        if state.cut:
+            notices.append(f"Without a GPU this Space mattes only the first {cap} frames "
+                           "(SEMAT_VIDEO_MAX_FRAMES_CPU); the outputs stop there.")
+        state.total, state.encoding = state.done, True
+        yield state
+        res = matte_video(path, out / f"{stem}_composite.mp4", _alpha_reader(chunks), bg,
+                          webm=out / f"{stem}.webm" if webm else None, alpha_video=out / f"{stem}_alpha.mp4",
+                          max_frames=state.done)
+    finally:  # also when the run is cancelled between chunks
+        shutil.rmtree(work, ignore_errors=True)
     notices.extend(res.notices)
     state.composite, state.alpha = str(res.output), str(res.alpha_video)
     state.webm = str(res.webm) if res.webm else None
     state.seconds = time.perf_counter() - t0
-    objects = "" if tracker is None else f", {tracker.stats['semat_objects']} object-frames"
+    objects = "" if state.object_frames is None else f", {state.object_frames} object-frames"
     state.summary = (f"{res.frames} frame(s) {res.width}×{res.height} matted in {state.seconds:.1f} s{objects} "
                      f"(audio: {res.audio}).")
     yield state
 
 
-def _run_chunk(frames: list[np.ndarray], tracker: Any, variant: str, work: Path, chunks: list[Path]) -> Any:
+def _matte_chunks(frames_in: Iterator[np.ndarray], info: Any, cap: int | None, tracker: Any, variant: str,
+                  work: Path, chunks: list[Path], state: VideoState) -> Iterator[None]:
+    """Pass 1: the frames in model calls of :func:`_frames_per_chunk` frames (at most ``cap`` in
+    all), the alphas into ``chunks``; yields after each call, with ``state`` brought up to date (on
+    ZeroGPU each call gives back a new tracker)."""
+    mp = info.width * info.height / 1e6
+    frames: list[np.ndarray] = []
+    with contextlib.closing(frames_in):  # type: ignore[type-var]
+        for frame in frames_in:
+            if cap is not None and state.done + len(frames) >= cap:
+                state.cut = True  # a frame past the cap: the clip is longer
+                break
+            frames.append(frame)
+            if len(frames) >= _frames_per_chunk(mp, tracker):
+                tracker = _run_chunk(frames, tracker, variant, work, chunks, state)
+                frames = []
+                yield None
+    if frames:
+        _run_chunk(frames, tracker, variant, work, chunks, state)
+        yield None
+
+
+def _run_chunk(frames: list[np.ndarray], tracker: Any, variant: str, work: Path, chunks: list[Path],
+               state: VideoState) -> Any:
     if on_zero_gpu():
         check_quota(_chunk_duration(frames, tracker, variant))
     alphas, tracker = _gpu_chunk(frames, tracker, variant)
     path = work / f"chunk_{len(chunks):05d}.npy"
     np.save(path, alphas)
     chunks.append(path)
+    state.done += len(frames)
+    if tracker is not None:
+        state.object_frames = tracker.stats["semat_objects"]
     return tracker
 
 
