@@ -98,6 +98,30 @@ def test_zerogpu_chunks_fit_their_duration(monkeypatch: pytest.MonkeyPatch) -> N
     assert V._frames_per_chunk(0.9, worded) == V.CPU_CHUNK
 
 
+def test_zerogpu_run_is_chunked_calls_with_the_tracker_pickled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On ZeroGPU (emulated: arguments and results cross by pickle, as to the worker) the clip goes
+    in calls of as many frames as fit in CHUNK_SECONDS, with no CPU cap, and the alphas are the CPU run's."""
+    clip = make_clip(tmp_path / "clip.mp4", n=30, audio=False)
+    args = dict(box_text="8,12,40,52", variant="SEMat SAM")
+    cpu = list(matte_clip(str(clip), MODES[1], out_dir=tmp_path / "cpu", **args))[-1]
+    inner, calls = V._gpu_chunk, []
+
+    def worker(*a):
+        calls.append((len(a[0]), V._chunk_duration(*a)))
+        return pickle.loads(pickle.dumps(inner(*pickle.loads(pickle.dumps(a)))))
+
+    monkeypatch.setattr(V, "_gpu_chunk", worker)
+    monkeypatch.setattr(V, "on_zero_gpu", lambda: True)
+    monkeypatch.setenv("SEMAT_VIDEO_MAX_FRAMES_CPU", "3")  # not a CPU run: no cap
+    zero = list(matte_clip(str(clip), MODES[1], out_dir=tmp_path / "zero", **args))[-1]
+    per = V._frames_per_chunk(W * H / 1e6, type("T", (), {"index": 0, "text": None, "tracks": [0], "variant": "sam"}))
+    assert 1 < per < 30 and [n for n, _ in calls] == [per, 30 - per]
+    assert all(s <= V.CHUNK_SECONDS for _, s in calls) and not zero.cut and zero.done == 30
+    assert zero.object_frames == cpu.object_frames == 30
+    for a, b in zip(decoded(zero.alpha)[0], decoded(cpu.alpha)[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bad_inputs_are_one_message(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n=3, audio=False)
     (tmp_path / "not.mp4").write_bytes(b"nope")

@@ -56,31 +56,39 @@ def chunk_seconds(n_frames: int, megapixels: float, n_objects: int, variant: str
     return math.ceil(5 + (3 if words else 0) + n_frames * per)
 
 
+def _objects(tracker: Any) -> int:
+    """Objects the next frames will matte: those followed now; before the first frame the boxes
+    given, or for words the most a detection may bring (their number is not known yet)."""
+    if tracker is None:
+        return 1
+    if tracker.index < 0:
+        return tracker.max_objects if tracker.text else len(tracker.initial_boxes)
+    return max(1, len(tracker.tracks))
+
+
 def _frames_per_chunk(megapixels: float, tracker: Any) -> int:
     """Frames in the next call: :data:`CPU_CHUNK` off ZeroGPU; on ZeroGPU as many as fit in
-    :data:`CHUNK_SECONDS` for the objects followed now (one frame while a first detection is to
-    come, when their number is not known yet)."""
+    :data:`CHUNK_SECONDS` for :func:`_objects` (one frame while a first detection is to come)."""
     if not on_zero_gpu():
         return CPU_CHUNK
-    if tracker is None:
-        objects, words = 1, False
-    elif tracker.index < 0 and tracker.text:
+    if tracker is not None and tracker.index < 0 and tracker.text:
         return 1
-    else:
-        objects, words = len(tracker.tracks) or len(tracker.initial_boxes), bool(tracker.text)
-    variant = None if tracker is None else tracker.variant
     n = 1
-    while n < 64 and chunk_seconds(n + 1, megapixels, objects, variant, tracker is None, words) <= CHUNK_SECONDS:
+    while n < 64 and _seconds(n + 1, megapixels, tracker) <= CHUNK_SECONDS:
         n += 1
     return n
 
 
-def _chunk_duration(frames: list[np.ndarray], tracker: Any, variant: str | None = None) -> int:
-    mp = frames[0].shape[0] * frames[0].shape[1] / 1e6 if frames else 0.0
+def _seconds(n_frames: int, megapixels: float, tracker: Any) -> int:
     if tracker is None:
-        return chunk_seconds(len(frames), mp, 1, None, human=True)
-    return chunk_seconds(len(frames), mp, len(tracker.tracks) or tracker.max_objects, tracker.variant,
-                         words=bool(tracker.text))
+        return chunk_seconds(n_frames, megapixels, 1, None, human=True)
+    return chunk_seconds(n_frames, megapixels, _objects(tracker), tracker.variant, words=bool(tracker.text))
+
+
+def _chunk_duration(frames: list[np.ndarray], tracker: Any, variant: str | None = None) -> int:
+    """The GPU seconds :func:`_gpu_chunk` asks for (ZeroGPU calls it with the call's arguments)."""
+    mp = frames[0].shape[0] * frames[0].shape[1] / 1e6 if frames else 0.0
+    return _seconds(len(frames), mp, tracker)
 
 
 def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:
