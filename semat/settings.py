@@ -69,6 +69,9 @@ class Settings:
     session_capacity: int = _var("SEMAT_SESSION_CAPACITY", 200, "browser sessions whose state is kept",
                                  1, 100_000)
     batch_max_images: int = _var("SEMAT_BATCH_MAX_IMAGES", 50, "photos one Batch-tab run accepts", 1, 10_000)
+    video_max_frames_cpu: int = _var("SEMAT_VIDEO_MAX_FRAMES_CPU", 30,
+                                     "frames one Video-tab run mattes without a GPU (a longer clip is cut, "
+                                     "with a notice)", 1, 100_000)
     canvas_demo_delay: float = _var("SEMAT_CANVAS_DEMO_DELAY", 0.0,
                                     "seconds the prompt canvas's standalone demo waits in Matte (its tests)", 0, 60)
     output_dir: str = _var("SEMAT_UI_OUTPUT_DIR", "",

@@ -126,6 +126,24 @@ def test_across_image_batching_fills_forwards(tmp_path: Path, pipe) -> None:
     assert s.ok == 6 and calls == [4, 2]  # 6 images of two sizes in two forwards, not six
 
 
+def test_pipeline_prefill_and_predict_many_are_what_run_finds(pipe) -> None:
+    """The public across-image API: prefill puts predict_many's mattes where run looks first."""
+    from semat.pipeline import Prompt
+
+    rng = np.random.default_rng(3)
+    a, b = (rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in SIZES)
+    box = (4.0, 4.0, 50.0, 40.0)
+    pipe.clear_cache()
+    many = pipe.predict_many([(a, box), (b, box)], "sam", batch_size=2)
+    assert [m[0].shape for m in many] == [SIZES[0], SIZES[1]] and many[0][1].dtype == bool
+    assert pipe.prefill([(a, box), (b, box), (a, box)], "sam", 2) == [True, True, False]  # a repeat is one
+    assert pipe.prefill([(a, box)], "sam") == [False]  # cached already
+    res = pipe.run(a, Prompt(boxes=[box]), variant="sam")
+    assert res.stats["cache_hits"] == 1 and res.stats["model_forwards"] == 0
+    np.testing.assert_array_equal(res.objects[0].alpha, many[0][0])
+    pipe.clear_cache()
+
+
 def test_resume_after_interruption_does_no_image_twice(tmp_path: Path, pipe) -> None:
     folder = make_folder(tmp_path, N, corrupt=None)
     items, _ = collect_items([str(folder)], PromptSpec(boxes=((4.0, 4.0, 50.0, 40.0),)))

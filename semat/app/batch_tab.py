@@ -25,7 +25,7 @@ from typing import Any
 
 from semat.errors import InputError, NoDetectionError, SematError
 
-__all__ = ["DEFAULT_MAX_IMAGES", "MODES", "BatchState", "batch_images", "batch_tab", "max_images"]
+__all__ = ["DEFAULT_MAX_IMAGES", "MODES", "BatchState", "batch_images", "batch_tab", "max_images", "model_controls"]
 
 DEFAULT_MAX_IMAGES = 50
 MODES = ("Words", "Auto human")
@@ -154,14 +154,27 @@ def _summary_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def batch_tab(settings: Any) -> None:
-    """Build the Batch tab's components and events (call inside ``gr.Tabs()``)."""
+def model_controls(prefix: str) -> tuple[Any, Any, Any]:
+    """The model dropdown and, folded, the box / text threshold sliders (ids ``<prefix>-model``,
+    ``<prefix>-box-thr``, ``<prefix>-text-thr``), as the Batch and Video tabs show them."""
     import gradio as gr
 
     from semat import registry
 
-    cap = max_images(settings)
     labels = [registry.label(n) for n in registry.names("semat")]
+    model = gr.Dropdown(labels, value=labels[0], label="Model", elem_id=f"{prefix}-model")
+    with gr.Accordion("Thresholds", open=False):
+        box_thr = gr.Slider(0.0, 0.95, value=0.35, step=0.01, label="Box threshold", elem_id=f"{prefix}-box-thr")
+        text_thr = gr.Slider(0.0, 0.95, value=0.25, step=0.01, label="Text threshold",
+                             elem_id=f"{prefix}-text-thr")
+    return model, box_thr, text_thr
+
+
+def batch_tab(settings: Any) -> None:
+    """Build the Batch tab's components and events (call inside ``gr.Tabs()``)."""
+    import gradio as gr
+
+    cap = max_images(settings)
     with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
         gr.Markdown(f"Matte up to **{cap} photos** at once with the same words, or let **Auto human** find "
                     "the people. Results appear as each photo finishes; the ZIP holds every alpha, cut-out and "
@@ -175,12 +188,7 @@ def batch_tab(settings: Any) -> None:
                 mode = gr.Radio(list(MODES), value=MODES[0], label="What to cut out", elem_id="batch-mode")
                 words = gr.Textbox(label="Words (same for every photo)", placeholder="e.g. product, cat, person",
                                    elem_id="batch-words")
-                model = gr.Dropdown(labels, value=labels[0], label="Model", elem_id="batch-model")
-                with gr.Accordion("Thresholds", open=False):
-                    box_thr = gr.Slider(0.0, 0.95, value=0.35, step=0.01, label="Box threshold",
-                                        elem_id="batch-box-thr")
-                    text_thr = gr.Slider(0.0, 0.95, value=0.25, step=0.01, label="Text threshold",
-                                         elem_id="batch-text-thr")
+                model, box_thr, text_thr = model_controls("batch")
                 with gr.Row():
                     run = gr.Button("Matte all ▶", variant="primary", elem_id="batch-run")
                     cancel = gr.Button("Cancel", elem_id="batch-cancel")

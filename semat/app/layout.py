@@ -19,6 +19,7 @@ from semat.app.batch_tab import batch_tab
 from semat.app.canvas import CANVAS_TO_TEXT_JS, PromptCanvas
 from semat.app.errors import to_gr_error
 from semat.app.render import device_label, test_mode
+from semat.app.video_tab import video_tab
 from semat.app.zerogpu import on_zero_gpu
 from semat.errors import SematError
 from semat.settings import Settings
@@ -319,6 +320,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Auto human", id="human"):
                 _human_tab(ex["human"], settings)
             batch_tab(settings)  # its own gr.Tab("Batch"): many photos, words or Auto human, one ZIP
+            video_tab(settings)  # its own gr.Tab("Video"): one clip by words, a box or Auto human
         _api(settings)
     return demo
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from semat.batch.across import predict_across, prefill  # noqa: F401 - re-exported
+from semat.batch.across import prefill
 from semat.batch.items import BatchItem, PromptSpec
 from semat.batch.outputs import (
     SUMMARY,

@@ -14,7 +14,6 @@ Network size follows the reference video script: the short side is reduced to ``
 from __future__ import annotations
 
 import argparse
-import sys
 
 from semat.cli.common import add_runtime_arguments, human_from_args, max_side_of
 from semat.errors import InputError
@@ -46,11 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm import tqdm
-
-    from semat.compose import background_array, composite, parse_background
-    from semat.io.video import probe, process_video
+    from semat.cli.video import write_video
+    from semat.compose import parse_background
+    from semat.io.video import probe
 
     background = parse_background(args.composite, allow_path=True)  # a local file is the CLI user's own
     if background.kind == "transparent":
@@ -60,38 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError("--max-frames must be at least 1")
     max_side = max_side_of(args)
-    info = probe(args.input)  # one-line error for a missing / non-video input, before loading weights
+    probe(args.input)  # one-line error for a missing / non-video input, before loading weights
     matter = human_from_args(args)
-    bg_cache: dict[tuple[int, ...], np.ndarray] = {}
 
-    def per_frame(rgb):
-        result = matter.predict(rgb, max_side=max_side, upscale=False, short_side=args.short_side)
-        if args.foreground_estimation or background.kind in ("blur",):
-            comp = composite(rgb, result.alpha, background, foreground_estimation=args.foreground_estimation)
-        else:  # constant background: build it once
-            key = rgb.shape[:2]
-            if key not in bg_cache:
-                bg_cache[key] = background_array(background, rgb).astype(np.float32)
-            a = result.alpha[:, :, None]
-            comp = np.clip(np.rint(rgb * a + bg_cache[key] * (1.0 - a)), 0, 255).astype(np.uint8)
-        return comp, result.alpha
+    def alpha_of(rgb):
+        return matter.predict(rgb, max_side=max_side, upscale=False, short_side=args.short_side).alpha
 
-    bar = tqdm(total=info.frames if args.max_frames is None else min(info.frames or args.max_frames, args.max_frames),
-               desc="human video", unit="frame", disable=args.no_progress, file=sys.stderr)
-
-    def progress(done: int, total: int | None) -> None:
-        bar.update(done - bar.n)
-
-    try:
-        res = process_video(args.input, args.output, per_frame, alpha_video=args.alpha_video, png_dir=args.png_dir,
-                            keep_audio=not args.no_audio, max_frames=args.max_frames, crf=args.crf,
-                            progress=progress)
-    finally:
-        bar.close()
-    for note in res.notices:
-        print(f"semat: note: {note}", file=sys.stderr)
-    extra = "".join([f", alpha video {res.alpha_video}" if res.alpha_video else "",
-                     f", PNG frames in {res.png_dir}" if res.png_dir else ""])
-    print(f"{res.frames} frame(s) {res.width}x{res.height} @ {float(res.fps):.3g} fps written to {res.output} "
-          f"(audio: {res.audio}){extra}")
+    write_video(args, alpha_of, background, "human video", foreground_estimation=args.foreground_estimation)
     return 0

@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from semat.cli.common import add_semat_arguments, announce_test_mode, dtype_of, log
+
+if TYPE_CHECKING:
+    from semat.io.video import VideoResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,60 +75,47 @@ def _box_arg(parse):
     return f
 
 
-class WebMAlphaWriter:
-    """Transparent video: VP9 (libvpx) with ``yuva420p`` in WebM, frames encoded as they come.
-    Players that support VP9 alpha (Chrome, Firefox, ffmpeg's libvpx decoder) show it transparent."""
+def write_video(args: argparse.Namespace, alpha_fn, background, desc: str, *, webm: str | None = None,
+                foreground_estimation: bool = False, postfix=None) -> VideoResult:
+    """The CLI's video run, shared by ``semat video`` and ``semat human-video``: a tqdm bar over
+    :func:`semat.io.video.matte_video` (``args``: input, output, alpha_video, png_dir, no_audio,
+    max_frames, crf, no_progress), then its notices and a one-line summary. ``postfix()`` is shown
+    on the bar after each frame."""
+    from tqdm import tqdm
 
-    def __init__(self, path: str | Path, fps: Fraction, width: int, height: int):
-        import av
+    from semat.io.video import matte_video, probe
 
-        from semat.errors import VideoInputError
+    info = probe(args.input)
+    total = info.frames if args.max_frames is None else min(info.frames or args.max_frames, args.max_frames)
+    bar = tqdm(total=total, desc=desc, unit="frame", disable=args.no_progress, file=sys.stderr)
 
-        path = Path(path)
-        if path.suffix.lower() != ".webm":
-            raise VideoInputError(f"{path.name}: the transparent video must be a .webm file")
-        if "yuva420p" not in [f.name for f in av.codec.Codec("libvpx-vp9", "w").video_formats or []]:
-            raise VideoInputError("this FFmpeg build's libvpx-vp9 cannot encode alpha (yuva420p); "
-                                  "use --png-dir for transparent frames")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.container = av.open(str(path), "w")
-        s = self.container.add_stream("libvpx-vp9", rate=fps)
-        s.width, s.height, s.pix_fmt = width + width % 2, height + height % 2, "yuva420p"
-        s.codec_context.time_base = 1 / fps
-        s.options = {"crf": "32", "b:v": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
-        self.stream = s
-        self.n = 0
+    def progress(done: int, _total: int | None) -> None:
+        bar.update(done - bar.n)
+        if postfix is not None:
+            bar.set_postfix_str(postfix(), refresh=False)
 
-    def write(self, rgba) -> None:
-        import av
-        import numpy as np
-
-        h, w = rgba.shape[:2]
-        if h % 2 or w % 2:
-            rgba = np.pad(rgba, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgba), format="rgba")
-        frame.pts, frame.time_base = self.n, self.stream.codec_context.time_base
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
-        self.n += 1
-
-    def close(self) -> None:
-        try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
-        finally:
-            self.container.close()
+    try:
+        res = matte_video(args.input, args.output, alpha_fn, background, webm=webm,
+                          foreground_estimation=foreground_estimation, alpha_video=args.alpha_video,
+                          png_dir=args.png_dir, keep_audio=not args.no_audio, max_frames=args.max_frames,
+                          crf=args.crf, progress=progress)
+    finally:
+        bar.close()
+    for note in res.notices:
+        log(f"semat: note: {note}")
+    extra = "".join([f", alpha video {res.alpha_video}" if res.alpha_video else "",
+                     f", transparent WebM {res.webm}" if res.webm else "",
+                     f", PNG frames in {res.png_dir}" if res.png_dir else ""])
+    print(f"{res.frames} frame(s) {res.width}x{res.height} @ {float(res.fps):.3g} fps written to {res.output} "
+          f"(audio: {res.audio}){extra}")
+    return res
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm import tqdm
-
     from semat.cli.common import check_output_file
     from semat.cli.main import CLIError
-    from semat.compose import background_array, composite, parse_background, rgba
-    from semat.io.video import probe, process_video
+    from semat.compose import parse_background
+    from semat.io.video import probe
     from semat.pipeline import default_pipeline
     from semat.pipeline.video import ObjectTracker, TrackConfig
     from semat.validate import check_boxes, check_threshold
@@ -159,52 +149,25 @@ def run(args: argparse.Namespace) -> int:
                             max_objects=args.max_objects, batch_size=args.batch_size,
                             config=TrackConfig(margin=args.margin, redetect_every=args.redetect_every,
                                                rule=args.rule))
-    webm = WebMAlphaWriter(args.webm, info.fps, info.width, info.height) if args.webm else None
-    tracks_file = open(args.tracks, "w", encoding="utf-8") if args.tracks else None
-    bg_cache: dict[tuple[int, ...], np.ndarray] = {}
+    tracks_file = None
+    if args.tracks:
+        Path(args.tracks).parent.mkdir(parents=True, exist_ok=True)
+        tracks_file = open(args.tracks, "w", encoding="utf-8")
 
-    def per_frame(frame):
+    def alpha_of(frame):
         res = tracker.step(frame)
-        if background.kind == "blur":
-            comp = composite(frame, res.alpha, background, foreground_estimation=False)
-        else:  # constant background: built once
-            key = frame.shape[:2]
-            if key not in bg_cache:
-                bg_cache[key] = background_array(background, frame).astype(np.float32)
-            a = res.alpha[:, :, None]
-            comp = np.clip(np.rint(frame * a + bg_cache[key] * (1.0 - a)), 0, 255).astype(np.uint8)
-        if webm is not None:
-            webm.write(rgba(frame, res.alpha))
         if tracks_file is not None:
             tracks_file.write(json.dumps({"frame": res.index, "redetected": res.redetected, "objects": res.tracks,
                                           "seconds": {k: round(v, 4) for k, v in res.timings.items()}}) + "\n")
-        return comp, res.alpha
-
-    total = info.frames if args.max_frames is None else min(info.frames or args.max_frames, args.max_frames)
-    bar = tqdm(total=total, desc="video", unit="frame", disable=args.no_progress, file=sys.stderr)
-
-    def progress(done: int, _total: int | None) -> None:
-        bar.update(done - bar.n)
-        bar.set_postfix_str(f"{len(tracker.tracks)} object(s)", refresh=False)
+        return res.alpha
 
     try:
-        res = process_video(args.input, args.output, per_frame, alpha_video=args.alpha_video, png_dir=args.png_dir,
-                            keep_audio=not args.no_audio, max_frames=args.max_frames, crf=args.crf,
-                            progress=progress)
+        write_video(args, alpha_of, background, "video", webm=args.webm,
+                    postfix=lambda: f"{len(tracker.tracks)} object(s)")
     finally:
-        bar.close()
-        if webm is not None:
-            webm.close()
         if tracks_file is not None:
             tracks_file.close()
-    for note in res.notices:
-        log(f"semat: note: {note}")
     st = tracker.stats
     log(f"semat: {st['frames']} frame(s), {st['semat_objects']} SEMat object-forwards, {st['detections']} "
         f"detection(s) ({st['redetect_lost']} after a lost object)")
-    extra = "".join([f", alpha video {res.alpha_video}" if res.alpha_video else "",
-                     f", transparent WebM {webm.path}" if webm is not None else "",
-                     f", PNG frames in {res.png_dir}" if res.png_dir else ""])
-    print(f"{res.frames} frame(s) {res.width}x{res.height} @ {float(res.fps):.3g} fps written to {res.output} "
-          f"(audio: {res.audio}){extra}")
     return 0

@@ -10,7 +10,8 @@ memory does not grow with the clip length. Output:
 * the audio track, when there is one: AAC and MP3 are copied packet for packet, anything else
   is transcoded to AAC;
 * optionally an alpha video (the matte as grey H.264, same timing) and/or a PNG sequence of
-  RGBA frames (``frame_000001.png``...).
+  RGBA frames (``frame_000001.png``...), and (:func:`matte_video`, :class:`WebMAlphaWriter`) a
+  transparent VP9 WebM with alpha.
 
 Frames are written at the input's average frame rate (constant frame rate output).
 """
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -56,6 +58,7 @@ class VideoResult:
     audio: str  # "copied", "transcoded to aac" or "none"
     alpha_video: Path | None = None
     png_dir: Path | None = None
+    webm: Path | None = None  # the transparent VP9 WebM (:func:`matte_video`)
     notices: list[str] = field(default_factory=list)
 
 
@@ -246,4 +249,85 @@ def process_video(src: str | os.PathLike, dst: str | os.PathLike, fn: FrameFn, *
     if w % 2 or h % 2:
         notices.append(f"odd frame size {w}x{h} padded to {w + w % 2}x{h + h % 2} for H.264 yuv420p")
     return VideoResult(dst, n, w + w % 2, h + h % 2, fps, audio_mode,
-                       Path(alpha_video) if alpha_video else None, Path(png_dir) if png_dir else None, notices)
+                       Path(alpha_video) if alpha_video else None, Path(png_dir) if png_dir else None,
+                       notices=notices)
+
+
+class WebMAlphaWriter:
+    """Transparent video: VP9 (libvpx) with ``yuva420p`` in WebM, frames encoded as they come.
+    Players that support VP9 alpha (Chrome, Firefox, ffmpeg's libvpx decoder) show it transparent."""
+
+    def __init__(self, path: str | os.PathLike, fps: Fraction, width: int, height: int):
+        path = Path(path)
+        if path.suffix.lower() != ".webm":
+            raise VideoInputError(f"{path.name}: the transparent video must be a .webm file")
+        if "yuva420p" not in [f.name for f in av.codec.Codec("libvpx-vp9", "w").video_formats or []]:
+            raise VideoInputError("this FFmpeg build's libvpx-vp9 cannot encode alpha (yuva420p); "
+                                  "use PNG frames for transparent output")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.container = av.open(str(path), "w")
+        s = self.container.add_stream("libvpx-vp9", rate=fps)
+        s.width, s.height, s.pix_fmt = width + width % 2, height + height % 2, "yuva420p"
+        s.codec_context.time_base = 1 / fps
+        s.options = {"crf": "32", "b:v": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+        self.stream = s
+        self.n = 0
+
+    def write(self, rgba: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_pad_even(rgba)), format="rgba")
+        frame.pts, frame.time_base = self.n, self.stream.codec_context.time_base
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.n += 1
+
+    def close(self) -> None:
+        try:
+            _flush(self.container, self.stream)
+        finally:
+            self.container.close()
+
+
+AlphaFn = Callable[[np.ndarray], np.ndarray]
+
+
+def matte_video(src: str | os.PathLike, dst: str | os.PathLike, alpha_fn: AlphaFn, background: Any, *,
+                webm: str | os.PathLike | None = None, foreground_estimation: bool = False,
+                **kwargs: Any) -> VideoResult:
+    """:func:`process_video` with ``alpha_fn(rgb) -> alpha`` composited over ``background`` (a
+    :class:`~semat.compose.Background`; a constant one is built once per frame size), and
+    optionally a transparent WebM (``webm``, :class:`WebMAlphaWriter`) written alongside.
+    ``kwargs`` go to :func:`process_video`. What ``semat video``, ``semat human-video`` and the
+    app's Video tab share."""
+    from semat.compose import background_array, composite, rgba
+
+    if background.kind == "transparent":
+        raise InputError("an H.264 composite has no transparency: composite over a colour or a checkerboard "
+                         "and take the transparent WebM or PNG frames for transparency")
+    writer = None
+    if webm is not None:
+        info = probe(src)
+        writer = WebMAlphaWriter(webm, info.fps, info.width, info.height)
+    constant: dict[tuple[int, ...], np.ndarray] = {}
+
+    def per_frame(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        alpha = alpha_fn(rgb)
+        if foreground_estimation or background.kind == "blur":
+            comp = composite(rgb, alpha, background, foreground_estimation=foreground_estimation)
+        else:
+            key = rgb.shape[:2]
+            if key not in constant:
+                constant[key] = background_array(background, rgb).astype(np.float32)
+            a = alpha[:, :, None]
+            comp = np.clip(np.rint(rgb * a + constant[key] * (1.0 - a)), 0, 255).astype(np.uint8)
+        if writer is not None:
+            writer.write(rgba(rgb, alpha))
+        return comp, alpha
+
+    try:
+        res = process_video(src, dst, per_frame, **kwargs)
+    finally:
+        if writer is not None:
+            writer.close()
+    res.webm = writer.path if writer is not None else None
+    return res

@@ -202,6 +202,63 @@ class MattingPipeline:
         return self._result(image, [obj], "sghm", None, runtime.label if runtime is not None else "", Prompt(),
                             [], [], run, t_start, stats={"human_forwards": 1})
 
+    # ------------------------------------------------------------ across-image batching
+    def prefill(self, requests: Sequence[tuple[np.ndarray, Sequence[float]]], variant: str | None = None,
+                batch_size: int | None = None, *, image_keys: Sequence[str] | None = None) -> list[bool]:
+        """Put the box-only mattes of ``(image, box)`` requests into the matte cache, where the
+        image's own :meth:`run` with that box (and no clicks) finds them; images of any size share
+        forwards (:meth:`predict_many`). Cached requests cost nothing. ``image_keys`` (one
+        :func:`~semat.pipeline.cache.image_hash` per request) saves hashing again. Returns, per
+        request, whether it took a model forward."""
+        variant = variant or registry.default("semat")
+        keys = list(image_keys) if image_keys is not None else [image_hash(im) for im, _ in requests]
+        with self._lock:
+            todo: dict[tuple, int] = {}
+            for i, (k, (_, b)) in enumerate(zip(keys, requests)):
+                ck = (k, variant, box_key(b), ())
+                if ck not in todo and self._cache.get(ck) is None:
+                    todo[ck] = i
+            results = self.predict_many([requests[i] for i in todo.values()], variant, batch_size)
+            for ck, (alpha, mask) in zip(todo, results):
+                self._cache.put(ck, Entry(alpha, mask))
+        took = set(todo.values())
+        return [i in took for i in range(len(requests))]
+
+    def predict_many(self, requests: Sequence[tuple[np.ndarray, Sequence[float]]], variant: str | None = None,
+                     batch_size: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(alpha, mask)`` for each ``(image, box)`` (box-only prompts, the predictor's own pre- and
+        post-processing), images of any size mixed in forwards of up to ``batch_size`` objects
+        (default :attr:`batch_size`); no cache. Counted in :attr:`model_forwards`."""
+        import torch
+
+        from semat.inference.predictor import preprocess_image, validate_boxes
+
+        if not requests:
+            return []
+        pred = self.predictor(variant or registry.default("semat"))
+        size, step = pred.img_size, max(1, int(batch_size or self.batch_size))
+        frames: dict[int, tuple] = {}
+        prepared = []
+        for image, box in requests:
+            if id(image) not in frames:
+                frames[id(image)] = preprocess_image(image, size)
+            padded, new_hw, scale = frames[id(image)]
+            b = validate_boxes([box], image.shape[:2])[0]
+            fb = np.clip((b * scale + 0.5).astype(np.int64), 0, size - 1).astype(np.float32)
+            prepared.append((padded, fb, b, image.shape[:2], new_hw))
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        with torch.inference_mode():
+            for s in range(0, len(prepared), step):
+                group = prepared[s:s + step]
+                res = pred.forward_frame(torch.cat([g[0] for g in group]),
+                                         torch.from_numpy(np.stack([g[1] for g in group])))
+                for j, (_, _, b, hw, new_hw) in enumerate(group):
+                    m = pred._postprocess(res, j, b, hw, new_hw, False)  # the predictor's own, per object
+                    out.append((np.asarray(m.alpha, np.float32), np.asarray(m.mask, bool)))
+                del res
+        self.model_forwards += len(requests)
+        return out
+
     # ---------------------------------------------------------------------- steps
     def _checked(self, image: Any, prompt: Prompt, progress: Progress | None) -> tuple[np.ndarray, Prompt, _Run]:
         """Apply the input contract: boxes clipped to the image (with a notice), points inside it."""

@@ -137,6 +137,11 @@ class ObjectTracker:
         self.index = -1
         self.stats = {"frames": 0, "detections": 0, "semat_objects": 0, "redetect_lost": 0}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its pipeline: the app's ZeroGPU worker gets the tracker between chunks
+        of frames and sets ``pipe`` to its own before stepping it."""
+        return {**self.__dict__, "pipe": None}
+
     # ------------------------------------------------------------------------------ pieces
     def _detect(self, frame: np.ndarray) -> list[Any]:
         self.stats["detections"] += 1
