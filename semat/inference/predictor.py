@@ -186,13 +186,16 @@ class SEMatPredictor:
                         pts = (torch.from_numpy(coords.astype(np.float32)), torch.from_numpy(labels))
                     out = self.forward_frame(padded.expand(b, -1, -1, -1), torch.from_numpy(frame_boxes[idx]), pts)
                     for j, i in enumerate(idx):
-                        results[i] = self._postprocess(out, j, box_arr[i], (h, w), (new_h, new_w), return_debug)
+                        results[i] = self.postprocess(out, j, box_arr[i], (h, w), (new_h, new_w), return_debug)
                     del out
         return [r for r in results if r is not None]
 
     @staticmethod
-    def _postprocess(out: SEMatOutput, j: int, box: np.ndarray, hw: tuple[int, int], new_hw: tuple[int, int],
+    def postprocess(out: SEMatOutput, j: int, box: np.ndarray, hw: tuple[int, int], new_hw: tuple[int, int],
                      debug: bool) -> ObjectMatte:
+        """Object ``j`` of a batched forward ``out`` back to the image: crop the padding of the
+        ``new_hw`` model frame, resize to the original ``hw`` and clip the alpha to ``box``. Public
+        so across-image batching (``MattingPipeline.predict_many``) reuses the predictor's own."""
         h, w = hw
         new_h, new_w = new_hw
         alpha_frame = check_finite_output(out.alpha[j, 0].float().cpu().numpy(), "the SEMat alpha")

@@ -253,7 +253,7 @@ class MattingPipeline:
                 res = pred.forward_frame(torch.cat([g[0] for g in group]),
                                          torch.from_numpy(np.stack([g[1] for g in group])))
                 for j, (_, _, b, hw, new_hw) in enumerate(group):
-                    m = pred._postprocess(res, j, b, hw, new_hw, False)  # the predictor's own, per object
+                    m = pred.postprocess(res, j, b, hw, new_hw, False)  # the predictor's own, per object
                     out.append((np.asarray(m.alpha, np.float32), np.asarray(m.mask, bool)))
                 del res
         self.model_forwards += len(requests)
