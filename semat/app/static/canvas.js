@@ -118,7 +118,7 @@
   function commit(user = true) {
     if (user) rev += 1;
     props.value = toValue();
-    if (user) trigger("input", { boxes: boxes.length, points: points.length });
+    if (user) { say(""); trigger("input", { boxes: boxes.length, points: points.length }); }
   }
   const promptKey = (bx, pt) => JSON.stringify([bx.map(boxOut), pt.map((q) => [r1(q.x), r1(q.y), q.l])]);
   const snapshot = () => JSON.stringify({ b: boxes, p: points });
@@ -181,17 +181,20 @@
   }
   new ResizeObserver(() => { layout(); render(); }).observe(stage);
 
+  // On a narrow picture (a phone) the chips carry less, so they stay readable and do not pile up:
+  // the number and label (the number only when there are many boxes); the legend keeps the scores.
   function chipText(b, i) {
     let t = String(i + 1);
-    if (b.label) t += " " + b.label;
-    if (b.score !== null && b.score !== undefined) t += " " + b.score.toFixed(2);
+    const narrow = (frame.clientWidth || 600) < 480;
+    if (b.label && !(narrow && boxes.length > 6)) t += " " + b.label;
+    if (b.score !== null && b.score !== undefined && !narrow) t += " " + b.score.toFixed(2);
     return t;
   }
   function chipRect(b, i, k) {
-    const fs = (coarse ? 14 : 12) * k, padX = 4 * k, h = fs + 6 * k;
+    const fs = (coarse ? 15 : 12) * k, padX = 4 * k, h = fs + 6 * k;
     const w = chipText(b, i).length * fs * 0.62 + 2 * padX;
     const y = b.y1 - h >= 0 ? b.y1 - h : b.y1;
-    return { x: b.x1, y, w, h, fs, padX };
+    return { x: Math.max(0, Math.min(b.x1, W - w)), y, w, h, fs, padX };  // never off the right edge
   }
   function hit(p) {
     const k = scale(), tol = (coarse ? 14 : 8) * k;
@@ -320,7 +323,11 @@
       list.appendChild(li);
     });
   }
-  function say(t) { statusEl.textContent = t; }
+  let sayTimer = null;
+  function say(t) {                   // a short note ("Undone."): gone after a few seconds or the next edit
+    statusEl.textContent = t; clearTimeout(sayTimer);
+    if (t) sayTimer = setTimeout(() => { statusEl.textContent = ""; }, 4000);
+  }
   function setBusy(on, text) {
     busyEl.hidden = !on;
     if (text) busyEl.textContent = text;
