@@ -14,39 +14,15 @@ import gradio as gr
 from semat import registry
 from semat.app import editor as L
 from semat.app import handlers as H
-from semat.app.api import api_detect, api_matte_human, api_matte_prompts, api_matte_text, api_status
+from semat.app.api import named_endpoints
 from semat.app.batch_tab import batch_tab
 from semat.app.canvas import CANVAS_TO_TEXT_JS, PromptCanvas
+from semat.app.errors import InputImage
 from semat.app.render import device_label, test_mode
 from semat.app.zerogpu import on_zero_gpu
 from semat.settings import Settings
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-
-
-def InputImage(**kwargs) -> gr.Image:
-    """A ``gr.Image`` whose unreadable uploads end in one friendly gr.Error (not a bare "Error").
-
-    Wraps the instance's ``preprocess`` (a subclass would make Gradio write a ``.pyi`` stub
-    next to this module at import).
-    """
-    img = gr.Image(**kwargs)
-    original = img.preprocess
-
-    def preprocess(payload):
-        try:
-            return original(payload)
-        except gr.Error:
-            raise
-        except Exception as exc:
-            from semat.io.images import unreadable_message
-
-            name = getattr(payload, "orig_name", None) or "The file"
-            raise gr.Error(f"{unreadable_message(name)}. Upload a JPEG, PNG or WebP photo instead.",
-                           title="Can't read this image", print_exception=False) from exc
-
-    img.preprocess = preprocess  # type: ignore[method-assign]
-    return img
 
 
 CSS = """
@@ -91,6 +67,16 @@ FIELDS_JS = """() => { document.addEventListener('keydown', (e) => {
 
 #: after a photo loads: the canvas's busy chip goes, and (with a mouse) the prompt field takes the
 #: focus, so typing "cat" + Enter needs no click; a phone keeps its keyboard closed
+#: Gradio's API page asks ``/gradio_api/mcp/schema`` whether an MCP server runs; this app runs none
+#: (gradio's ``mcp`` extra is not installed), so the page is told "no" here, before any request
+#: leaves the browser (it was a 404 in every visit's network log), and shows the Python snippets.
+NO_MCP_HEAD = """<script>(() => { const f = window.fetch.bind(window);
+  window.fetch = (input, init) => { const u = typeof input === 'string' ? input : (input && input.url) || '';
+    if (/\\/gradio_api\\/mcp\\/schema(?:[?#]|$)/.test(String(u))) {
+      return Promise.resolve(new Response('{"detail": "This app runs no MCP server."}',
+        {status: 404, headers: {'content-type': 'application/json'}})); }
+    return f(input, init); }; })();</script>"""
+
 CLEAR_CANVAS_BUSY_JS = """() => { document.querySelectorAll('.pc-busy').forEach((b) => { b.hidden = true; });
   if (matchMedia('(pointer: fine)').matches) {
     const t = document.querySelector('#cut-text textarea, #cut-text input'); if (t) t.focus(); } }"""
@@ -330,31 +316,6 @@ def _human_tab(examples: list, settings: Settings) -> None:
     cancel.click(lambda: ("Cancelled.", H.ON, H.OFF), None, buttons, cancels=runs, **QUICK)
 
 
-def _api(settings: Settings) -> None:
-    """Hidden components carrying the named endpoints (documented in the README)."""
-    semat_names = list(registry.names("semat"))
-    with gr.Column(visible=False):
-        img = InputImage(type="filepath", image_mode=None, label="image")
-        text = gr.Textbox(label="text")
-        bthr = gr.Number(0.35, label="box_threshold")
-        tthr = gr.Number(0.25, label="text_threshold")
-        # custom values reach the handler, which answers with the registry's one message
-        model = gr.Dropdown(semat_names, value=semat_names[0], label="model", allow_custom_value=True)
-        bg = gr.Textbox("transparent", label="background")
-        max_objects = gr.Number(0, precision=0, label="max_objects")
-        boxes = gr.Textbox(label="boxes")
-        points = gr.Textbox(label="points")
-        out = [gr.File(label="rgba_png"), gr.File(label="alpha_png"), gr.File(label="composite_png"),
-               gr.File(label="layers_zip"), gr.JSON(label="info")]
-        btn = gr.Button()
-    ev = {"concurrency_limit": settings.concurrency, "concurrency_id": "models"}
-    btn.click(api_matte_text, [img, text, bthr, tthr, model, bg, max_objects], out, api_name="matte_text", **ev)
-    btn.click(api_matte_prompts, [img, boxes, points, model, bg], out, api_name="matte_prompts", **ev)
-    btn.click(api_matte_human, [img, bg], out, api_name="matte_human", **ev)
-    btn.click(api_detect, [img, text, bthr, tthr], [out[-1]], api_name="detect", **ev)
-    btn.click(api_status, None, [out[-1]], api_name="status", queue=False)
-
-
 def build_demo() -> gr.Blocks:
     """Build the whole app (call ``.queue(...).launch(...)`` or use :func:`launch`)."""
     settings = Settings.from_env()
@@ -374,7 +335,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Auto human", id="human"):
                 _human_tab(ex["human"], settings)
             batch_tab(settings)  # its own gr.Tab("Batch"): many photos, words or Auto human, one ZIP
-        _api(settings)
+        named_endpoints(settings)
     return demo
 
 
@@ -389,6 +350,7 @@ def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> None:
     demo = demo or build_demo()
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("js", FIELDS_JS)
+    kwargs.setdefault("head", NO_MCP_HEAD)
     kwargs.setdefault("show_error", True)
     kwargs.setdefault("max_file_size", s.max_upload)
     kwargs.setdefault("state_session_capacity", s.session_capacity)
