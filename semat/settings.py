@@ -56,7 +56,8 @@ class Settings:
                                  1, 100_000)
     batch_max_images: int = _var("SEMAT_BATCH_MAX_IMAGES", 50, "photos one Batch-tab run accepts", 1, 10_000)
     canvas_demo_delay: float = _var("SEMAT_CANVAS_DEMO_DELAY", 0.0,
-                                    "seconds the prompt canvas's standalone demo waits in Matte (its tests)", 0, 60)
+                                    "seconds the prompt canvas's standalone demo waits in Matte; in test mode also "
+                                    "the app's wait per matted object (the status line's tests)", 0, 60)
     output_dir: str = _var("SEMAT_UI_OUTPUT_DIR", "",
                             "where the app writes its result files (empty: a folder in the temp dir)")
 

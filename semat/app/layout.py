@@ -33,7 +33,7 @@ CSS = """
   linear-gradient(45deg,#2b2e33 25%,transparent 25%),linear-gradient(-45deg,#2b2e33 25%,transparent 25%),
   linear-gradient(45deg,transparent 75%,#2b2e33 75%),linear-gradient(-45deg,transparent 75%,#2b2e33 75%);
   background-size:12px 12px;background-position:0 0,0 6px,6px -6px,-6px 0}
-.semat-status {min-height:1.6em}
+.semat-status {min-height:3em}
 .semat-status p {margin:0}
 /* a compact header: the canvas, the prompt, the button and the examples fit above the fold */
 #semat-header h1 {font-size:1.45rem;margin:0 0 2px}
@@ -41,7 +41,9 @@ CSS = """
 #semat-header p {font-size:var(--text-sm)}
 .semat-note {font-size:var(--text-sm);color:var(--body-text-color-subdued)}
 #semat-subheader {gap:8px;align-items:center}
-.semat-testmode {padding:2px 10px !important;font-size:var(--text-sm)}
+.semat-testmode {padding:0 8px !important;font-size:var(--text-sm)}
+.semat-testmode p {margin:0}
+#semat-subheader > div {padding:2px 8px}
 .semat-promptbar {align-items:flex-end}
 .semat-buttons {flex-wrap:nowrap !important;gap:6px}
 .semat-buttons button {white-space:nowrap}
@@ -223,7 +225,7 @@ def _cut_tab(examples: list, settings: Settings) -> None:
                     cancel = gr.Button("Cancel", elem_id="cut-cancel", interactive=False, min_width=70)
             status = gr.Markdown("Drop a photo on the canvas (or use “Open image…”), or click an example.",
                                  elem_id="cut-status", elem_classes=["semat-status"])
-            canvas = PromptCanvas(max_boxes=settings.max_boxes, elem_id="cut-canvas", max_picture_height=460)
+            canvas = PromptCanvas(max_boxes=settings.max_boxes, elem_id="cut-canvas", max_picture_height=560)
         with gr.Column(scale=2, min_width=300):  # examples, then the result and its downloads
             ex_img = gr.Image(type="filepath", visible=False, elem_id="cut-example-image")
             ex = gr.Examples(examples, inputs=[ex_img, text], label="Examples (photo + what to cut out)",
