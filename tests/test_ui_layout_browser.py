@@ -117,10 +117,12 @@ def drag_box(pg, x0: float, y0: float, x1: float, y1: float, touch: bool = False
 
 
 def click_at(pg, fx: float, fy: float) -> None:
-    """A click at fractions of the picture (scrolled into view first)."""
+    """A right-click at fractions of the picture (scrolled into view first): an exclude point,
+    always an edit (a left click on a box's edge would select it instead)."""
     pg.locator("#cut-canvas .pc-svg").scroll_into_view_if_needed()
     r = rect(pg, "#cut-canvas .pc-svg")
-    pg.mouse.click(r["left"] + fx * (r["right"] - r["left"]), r["top"] + fy * (r["bottom"] - r["top"]))
+    pg.mouse.click(r["left"] + fx * (r["right"] - r["left"]), r["top"] + fy * (r["bottom"] - r["top"]),
+                   button="right")
 
 
 def test_desktop_first_visit_fold_and_downloads_in_view_after_a_run(desktop):
@@ -213,16 +215,17 @@ def test_stale_status_clears_and_the_model_selector_only_where_it_applies(deskto
     watch_status(pg)
     pg.click("#cut-detect")
     wait_status(pg, "Found")
-    click_at(pg, 0.01, 0.99)  # an edit: an include point
+    click_at(pg, 0.01, 0.99)  # an edit: a point
     pg.wait_for_function("() => !/Found/.test(document.querySelector('#cut-status').innerText)")
     # the canvas's own note ("Undone.") goes with the next edit
     pg.click("#cut-canvas [data-act='undo']")
     assert pg.inner_text("#cut-canvas .pc-status") == "Undone."
-    click_at(pg, 0.02, 0.98)
+    click_at(pg, 0.2, 0.9)
     assert "Undone" not in pg.inner_text("#cut-canvas .pc-status")
     pg.click("#cut-canvas [data-act='none']")
+    pg.locator("#cut-canvas .pc-tick[data-index='0']").check()
     matte(pg)
-    click_at(pg, 0.03, 0.97)
+    click_at(pg, 0.4, 0.9)
     pg.wait_for_function("() => /Prompt changed/.test(document.querySelector('#cut-status').innerText)")
     # another checkpoint: the status line says the result shown is from the old one
     pg.locator("#cut-model").get_by_text("SEMat SAM", exact=True).click()
@@ -240,14 +243,20 @@ def test_api_page_makes_no_failed_request(server, browser):
     pg.on("response", lambda r: bad.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     try:
         pg.get_by_text("Use via API").click()
-        pg.wait_for_selector("text=/matte_prompts")
+        pg.wait_for_function("() => document.body.innerText.includes('API name: /matte_prompts')")
         pg.wait_for_timeout(1500)
         text = pg.inner_text("body")
-        assert "Hello!!" not in text
-        assert 'boxes="60, 60, 500, 700"' in text and "One box per line" in text
-        pg.goto(server.url + "?view=api")
-        pg.wait_for_selector("text=/matte_text")
-        pg.wait_for_timeout(1500)
+        ours = {name: part for part in text.split("API name: /")[1:]
+                for name in ("matte_text", "matte_prompts", "matte_human", "detect", "status")
+                if part.startswith(name + " ")}
+        assert len(ours) == 5, list(ours)
+        for name, part in ours.items():
+            assert "Hello!!" not in part, (name, part[:800])
+        assert 'boxes="60, 60, 500, 700"' in ours["matte_prompts"] and "One box per line" in ours["matte_prompts"]
+        assert 'text="bus"' in ours["matte_text"]
+        pg.goto(server.url + "?view=api")  # the address the README links
+        pg.wait_for_selector("#cut-canvas .pc-root")
+        pg.wait_for_timeout(2500)
         assert bad == [], bad
     finally:
         ctx.close()

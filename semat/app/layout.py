@@ -49,6 +49,8 @@ CSS = """
 .semat-buttons button {white-space:nowrap}
 .semat-downloads {gap:6px}
 .semat-objects .wrap {max-height:5.6em;overflow-y:auto}
+/* a phone: notices (toasts) at the bottom, not over the result the page has just scrolled to */
+@media (max-width: 640px) {.toast-wrap {top:auto !important;bottom:var(--size-3)}}
 .semat-downloads button {white-space:nowrap}
 /* examples as a strip of thumbnail chips (photo + prompt) instead of a tall table */
 :is(#cut-examples,#human-examples) thead {display:none}
