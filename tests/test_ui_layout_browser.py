@@ -173,7 +173,7 @@ def test_phone_scrolls_to_the_result_after_an_example_and_after_a_run(phone):
     pg.tap("#cut-canvas [data-act='clear']")
     drag_box(pg, 0.2, 0.2, 0.8, 0.8, touch=True)
     watch_status(pg)
-    pg.tap("#cut-run")
+    pg.click("#cut-run")
     wait_status(pg, r"Done\.")
     pg.wait_for_timeout(300)
     _shot(pg, "layout_phone_after_run")

@@ -50,7 +50,8 @@ CSS = """
 .semat-downloads {gap:6px}
 .semat-objects .wrap {max-height:5.6em;overflow-y:auto}
 /* a phone: notices (toasts) at the bottom, not over the result the page has just scrolled to */
-@media (max-width: 640px) {.toast-wrap {top:auto !important;bottom:var(--size-3)}}
+@media (max-width: 640px) {.toast-wrap {top:auto !important;bottom:var(--size-3)}
+  #semat-header h1 {font-size:1.15rem} #semat-subheader {flex-direction:column;align-items:stretch}}
 .semat-downloads button {white-space:nowrap}
 /* examples as a strip of thumbnail chips (photo + prompt) instead of a tall table */
 :is(#cut-examples,#human-examples) thead {display:none}
@@ -82,13 +83,16 @@ NO_MCP_HEAD = """<script>(() => { const f = window.fetch.bind(window);
     return f(input, init); }; })();</script>"""
 
 CLEAR_CANVAS_BUSY_JS = """() => { document.querySelectorAll('.pc-busy').forEach((b) => { b.hidden = true; });
+  const st = document.querySelector('#cut-status'); if (st) st.style.minHeight = '';
   if (matchMedia('(pointer: fine)').matches) {
     const t = document.querySelector('#cut-text textarea, #cut-text input'); if (t) t.focus(); } }"""
 
 
 #: a user edit on the canvas makes the status line's last word stale: a notice goes, a result's
 #: "✓ … Done" says that Matte updates it (an error stays until the next action: this is one)
-STALE_STATUS_JS = """(st) => { const t = (st || '').trim();
+STALE_STATUS_JS = """(st) => { const t = (st || '').trim(), el = document.querySelector('#cut-status');
+  // the line keeps its height while the user draws: the canvas under the finger never moves
+  if (el) el.style.minHeight = Math.max(el.offsetHeight, parseFloat(el.style.minHeight) || 0) + 'px';
   if (/^✓/.test(t)) return 'Prompt changed: press **Matte** to update the cut-out.';
   if (/^(Found |Typed boxes|Loaded |Cancelled|Example loaded|Showing |Box #|Model changed|⚠)/.test(t)) return '';
   return st; }"""
