@@ -173,10 +173,11 @@
     root.classList.toggle("pc-has-image", !!(W && H));
     if (!W || !H) { frame.style.width = "0px"; frame.style.height = "0px"; return; }
     const avail = stage.clientWidth || root.clientWidth || 600;
-    // as tall as max_picture_height allows, but the whole picture fits in the window below the
+    // with a max_picture_height: as tall as it allows, but the whole picture fits in the window below the
     // stage's place on the page (a first visit sees all of the photo without scrolling)
     const fit = Math.max(280, window.innerHeight - (stage.getBoundingClientRect().top + window.scrollY) - 16);
-    const maxH = Math.min(Number(props.max_picture_height) > 0 ? Number(props.max_picture_height) : Infinity, fit);
+    const maxH = Number(props.max_picture_height) > 0 ? Math.min(Number(props.max_picture_height), fit)
+      : Math.max(240, window.innerHeight * 0.7);  // no maximum given: as before (the standalone demo)
     const fw = Math.max(1, Math.min(avail, maxH * W / H));
     frame.style.width = fw + "px";
     frame.style.height = fw * H / W + "px";
