@@ -49,9 +49,9 @@ CSS = """
 .semat-buttons button {white-space:nowrap}
 .semat-downloads {gap:6px}
 .semat-objects .wrap {max-height:5.6em;overflow-y:auto}
-/* a phone: notices (toasts) at the bottom, not over the result the page has just scrolled to */
-@media (max-width: 640px) {.toast-wrap {top:auto !important;bottom:var(--size-3)}
-  #semat-header h1 {font-size:1.15rem} #semat-subheader {flex-direction:column;align-items:stretch}}
+/* a phone: a smaller title, the test-mode and device lines one under the other */
+@media (max-width: 640px) {#semat-header h1 {font-size:1.15rem}
+  #semat-subheader {flex-direction:column;align-items:stretch}}
 .semat-downloads button {white-space:nowrap}
 /* examples as a strip of thumbnail chips (photo + prompt) instead of a tall table */
 :is(#cut-examples,#human-examples) thead {display:none}
