@@ -73,7 +73,8 @@ class Settings:
                                      "frames one Video-tab run mattes without a GPU (a longer clip is cut, "
                                      "with a notice)", 1, 100_000)
     canvas_demo_delay: float = _var("SEMAT_CANVAS_DEMO_DELAY", 0.0,
-                                    "seconds the prompt canvas's standalone demo waits in Matte (its tests)", 0, 60)
+                                    "seconds the prompt canvas's standalone demo waits in Matte; in test mode also "
+                                    "the app's wait per matted object (the status line's tests)", 0, 60)
     output_dir: str = _var("SEMAT_UI_OUTPUT_DIR", "",
                             "where the app writes its result files (empty: a folder inside Gradio's cache, "
                             "`GRADIO_TEMP_DIR`, so Gradio serves each file without a copy of its own)")

@@ -148,3 +148,55 @@ def test_canvas_mask_overlay_is_small():
     assert max(m.shape) == 1024 and m.dtype == np.uint8 and m.max() == 255 and m.min() == 0
     v = C.with_mask({"image": {"src": "/x/gradio_api/file=a.jpg", "width": 4000, "height": 3000}}, m)
     assert v["mask"]["file"]["path"].endswith(".png")
+
+
+def test_the_pipeline_reports_each_object_and_the_status_line_has_an_eta(monkeypatch):
+    """A progress listener hears "Matting object i of n..." per object (same mattes as one batched
+    call); the status line turns that into the stage with an ETA from measured times."""
+    from semat.app import progress as P
+    from semat.pipeline import default_pipeline
+
+    monkeypatch.setenv("SEMAT_TEST_MODELS", "tiny")
+    s = _session(160, 120)
+    prompt = Prompt(boxes=[(5, 5, 60, 60), (50, 20, 120, 100), (90, 10, 150, 110)])
+    heard: list[str] = []
+    pipe = default_pipeline(device="cpu")
+    quiet = pipe.run(s.image, prompt, "hq-sam")
+    pipe.clear_cache()
+    loud = pipe.run(s.image, prompt, "hq-sam", progress=lambda f, m: heard.append(m))
+    assert [m for m in heard if m.startswith("Matting object")] == [f"Matting object {i} of 3..." for i in (1, 2, 3)]
+    assert np.allclose(quiet.alpha, loud.alpha, atol=1e-5), "one call per object mattes the same"
+
+    clock = P.StageClock()
+    stages = P.RunProgress("hq-sam", 12.0, clock)
+    assert stages.text("Matting object 1 of 4...", now=0.0) == "**Matting object 1 of 4…**"  # nothing measured yet
+    assert stages.text("Matting object 2 of 4...", now=2.0) == "**Matting object 2 of 4…** About 6 s left."
+    clock.record("downloads_per_mp", 0.25)  # 12 MP: 3 s of downloads after the mattes
+    assert stages.text("Matting object 4 of 4...", now=6.0) == "**Matting object 4 of 4…** About 5 s left."
+    assert stages.text("Detecting 'cat'...") == "**Detecting 'cat'…**"
+
+
+def test_a_streamed_run_yields_each_stage_then_returns(monkeypatch):
+    from semat.app import progress as P
+
+    def call(cb):
+        for i in (1, 2):
+            cb(0.5, f"Matting object {i} of 2...")
+        return "result"
+
+    def gen():
+        return (yield from P.streamed(call, lambda t: (t,), P.RunProgress("sam", 1.0, P.StageClock())))
+
+    g, rows = gen(), []
+    try:
+        while True:
+            rows.append(next(g))
+    except StopIteration as stop:
+        assert stop.value == "result"
+    assert [r[0].split("…")[0] for r in rows] == ["**Matting object 1 of 2", "**Matting object 2 of 2"]
+
+    def boom(cb):
+        raise ValueError("bad box")
+
+    with pytest.raises(ValueError, match="bad box"):
+        list(P.streamed(boom, lambda t: (t,), P.RunProgress("sam", 1.0)))

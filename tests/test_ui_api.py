@@ -197,6 +197,56 @@ def test_friendly_errors_and_app_keeps_serving(client, tmp_path):
     _check_outputs(out, img, n_objects=1)
 
 
+def test_user_errors_are_one_log_line_not_a_traceback(server, client, tmp_path):
+    """Ordinary user errors (a corrupt file, a bad box, no prompt, an unknown model or background,
+    nothing found) leave at most one line each in the server log, never a traceback."""
+    start = len(server.log_path.read_bytes())
+    bad = tmp_path / "holiday.png"
+    bad.write_bytes(b"definitely not a PNG")
+    img = handle_file(str(EXAMPLES / "coffee.jpg"))
+    requests = [((handle_file(str(bad)), "transparent"), "/matte_human"),
+                ((img, "1, 2, 3", "", "hq-sam", "transparent"), "/matte_prompts"),
+                ((img, "", "", "hq-sam", "transparent"), "/matte_prompts"),
+                ((img, "cup", 0.35, 0.25, "nope", "transparent", 0), "/matte_text"),
+                ((img, "cup", 0.35, 0.25, "sam", "polka dots", 0), "/matte_text"),
+                ((img, "   "), "/detect"),
+                ((img, "cup", 1.0, 0.25), "/detect")]
+    for args, name in requests:
+        _error_message(client, *args, api_name=name)
+    client.predict(api_name="/status")  # the log has caught up with the requests above
+    log = server.log_path.read_bytes()[start:].decode(errors="replace")
+    assert "Traceback" not in log, log
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    assert len(lines) <= len(requests), lines
+
+
+def test_api_page_examples_run_as_pasted(client, tmp_path):
+    """Every named endpoint documents each parameter, and its example values are real ones: the
+    snippets the API page shows run (the example photo is a URL; a local photo of its size stands
+    in for it here, offline)."""
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(ENDPOINTS) <= set(info)
+    examples = {}
+    for name in ENDPOINTS:
+        params = info[name]["parameters"]
+        for p in params:
+            assert p["python_type"]["description"].strip(), (name, p["parameter_name"])
+            assert "Hello!!" not in json.dumps(p["example_input"]), (name, p)
+        examples[name] = {p["parameter_name"]: (p["parameter_default"] if p["parameter_has_default"]
+                                                else p["example_input"]) for p in params}
+    assert "bus.png" in json.dumps(examples["/matte_prompts"]["image"])
+    photo = tmp_path / "bus.png"  # the size of the example photo, 810 x 1080
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (1080, 810, 3), np.uint8)).save(photo)
+    for name in ("/matte_prompts", "/matte_human"):
+        kw = {**examples[name], "image": handle_file(str(photo))}
+        _check_outputs(client.predict(**kw, api_name=name), photo)
+    # the text endpoints run too (the tiny test detector scores too low for the default thresholds)
+    kw = {**examples["/matte_text"], "image": handle_file(str(photo)), "box_threshold": 0.01,
+          "text_threshold": 0.01}
+    _check_outputs(client.predict(**kw, api_name="/matte_text"), photo)
+    assert examples["/matte_text"]["text"] == "bus"
+
+
 def test_no_detection_message(client):
     img = EXAMPLES / "coffee.jpg"
     msg = _error_message(client, handle_file(str(img)), "cup", 1.0, 0.25, api_name="/detect")

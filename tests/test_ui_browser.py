@@ -148,6 +148,23 @@ def wait_src_change(pg, elem: str, old: str) -> str:
     return img_src(pg, elem)
 
 
+def keyboard(pg, tab: str = "cut") -> None:
+    """Open the collapsed "Boxes and points as text (keyboard)" accordion (its fields are only in
+    the page while it is open)."""
+    if pg.locator(f"#{tab}-boxes textarea").count() == 0:
+        pg.locator(f"#{tab}-keyboard").get_by_text("Boxes and points as text").click()
+        pg.wait_for_selector(f"#{tab}-boxes textarea")
+
+
+#: records, when the first alpha preview appears, whether the RGBA download was still disabled
+DOWNLOADS_AT_PREVIEW_JS = """() => { window.__dl_at_preview = undefined;
+  const obs = new MutationObserver(() => { const i = document.querySelector('#cut-alpha img');
+    if (!i || !i.getAttribute('src') || window.__dl_at_preview !== undefined) return;
+    const b = document.querySelector('#cut-dl-rgba'); window.__dl_at_preview = b ? b.disabled : 'absent';
+    obs.disconnect(); });
+  obs.observe(document.body, {subtree: true, childList: true, attributes: true}); }"""
+
+
 def thresholds(pg, value: float = 0.01) -> None:
     """The tiny test detector scores low: lower both thresholds (under "Model and thresholds")."""
     pg.get_by_text("Model and thresholds").click()
@@ -165,11 +182,21 @@ def test_test_mode_banner_and_device(page):
 
 
 def test_downloads_disabled_until_a_result(page):
-    for tab in ("cut", "human"):
-        if tab == "human":
-            page.get_by_role("tab", name="Auto human").click()
-        for kind in ("rgba", "alpha", "composite", "zip"):
-            assert page.locator(f"#{tab}-dl-{kind}").is_disabled(), (tab, kind)
+    """Before a result the result column (previews and downloads) is not shown at all; when the
+    previews arrive the downloads are there but disabled until their files are written."""
+    for kind in ("rgba", "alpha", "composite", "zip"):
+        assert page.locator(f"#cut-dl-{kind}").count() == 0 or page.locator(f"#cut-dl-{kind}").is_disabled()
+    open_image(page, EXAMPLES / "chelsea.jpg")
+    keyboard(page)
+    page.locator("#cut-boxes textarea").fill("60, 40, 380, 280")
+    page.evaluate(DOWNLOADS_AT_PREVIEW_JS)
+    matte(page)
+    assert page.evaluate("() => window.__dl_at_preview") is True, "disabled while the files are made"
+    for kind in ("rgba", "alpha", "composite", "zip"):
+        assert not page.locator(f"#cut-dl-{kind}").is_disabled(), kind
+    page.get_by_role("tab", name="Auto human").click()
+    for kind in ("rgba", "alpha", "composite", "zip"):
+        assert page.locator(f"#human-dl-{kind}").count() == 0 or page.locator(f"#human-dl-{kind}").is_disabled()
 
 
 def test_text_prompt_run_and_recomposite_without_model_call(page, client, tmp_path):
@@ -272,6 +299,7 @@ def test_drawn_box_points_undo_and_typed_box(page, client):
     page.mouse.click(*at(560, 380), button="right")
     page.click("#cut-canvas [data-act='undo']")
     page.mouse.click(*at(40, 40), button="right")
+    keyboard(page)
     page.wait_for_function("() => document.querySelector('#cut-points textarea').value.split('\\n').length === 2")
     before = calls(client)
     matte(page)
@@ -326,6 +354,7 @@ def test_bad_upload_shows_error_inline_and_next_action_works(page, tmp_path):
     page.wait_for_timeout(1500)
     assert status(page) == msg, "the error stays until the next action"
     # the next action still works
+    keyboard(page)
     page.locator("#cut-boxes textarea").fill("50, 50, 300, 250")
     matte(page)
 
@@ -353,6 +382,7 @@ def test_example_then_hex_colour_recomposites(page, client):
     assert page.locator("#cut-text input, #cut-text textarea").first.input_value() == "cat"
     if page.locator("#cut-canvas .pc-box").count() == 0:
         page.locator("#cut-text input, #cut-text textarea").first.fill("")
+        keyboard(page)
         page.locator("#cut-boxes textarea").fill("100, 50, 350, 280")
         matte(page)
     comp = img_src(page, "cut-composite")

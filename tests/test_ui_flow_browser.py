@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 import test_ui_browser as ui
-from test_ui_browser import TIMEOUT_MS, open_image, received, status, wait_status, watch_status
+from test_ui_browser import TIMEOUT_MS, keyboard, open_image, received, status, wait_status, watch_status
 
 server, browser = ui.server, ui.browser  # the same fixtures (one app per test module)
 
@@ -170,6 +170,7 @@ def test_touch_at_phone_size(server, browser, photo):
 
 
 def test_a_drag_never_clears_the_photo_and_editing_makes_no_request(page, server):
+    keyboard(page)  # the text fields follow the canvas (checked at the end)
     pg, g = page, Geo(page)
     src = pg.locator("#cut-canvas .pc-img").get_attribute("src")
     requests: list[str] = []

@@ -57,4 +57,35 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
-__all__ = ["InputError", "ModelError", "friendly", "to_gr_error", "user_error"]
+def InputImage(**kwargs) -> gr.Image:
+    """A ``gr.Image`` whose unreadable uploads end in one friendly gr.Error (not a bare "Error").
+
+    Wraps the instance's ``preprocess`` (a subclass would make Gradio write a ``.pyi`` stub
+    next to this module at import).
+    """
+    img = gr.Image(**kwargs)
+    original = img.preprocess
+
+    def preprocess(payload):
+        try:
+            if img.type == "filepath" and (getattr(payload, "url", None) or "")[:5].lower() == "data:":
+                from semat.app.editor import data_url_file
+
+                return data_url_file(payload.url, img.GRADIO_CACHE, getattr(payload, "orig_name", None))
+            return original(payload)
+        except gr.Error:
+            raise
+        except SematError as exc:  # a limit of ours (data: URL caps): its own message
+            raise to_gr_error(exc) from exc
+        except Exception as exc:
+            from semat.io.images import unreadable_message
+
+            name = getattr(payload, "orig_name", None) or "The file"
+            raise gr.Error(f"{unreadable_message(name)}. Upload a JPEG, PNG or WebP photo instead.",
+                           title="Can't read this image", print_exception=False) from exc
+
+    img.preprocess = preprocess  # type: ignore[method-assign]
+    return img
+
+
+__all__ = ["InputError", "InputImage", "ModelError", "friendly", "to_gr_error", "user_error"]

@@ -10,6 +10,7 @@ action, and gives the buttons back. Notices (downscaled photo, box limit, …) s
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 
 from semat import registry
 from semat.app import canvas as C
+from semat.app import progress as P
 from semat.app.errors import to_gr_error, user_error
 from semat.app.render import download_files, info_markdown, mask_preview, previews, ui_background
 from semat.app.session import TabSession, load_into, preview_of, resolve_image, session, working_image
@@ -30,6 +32,7 @@ from semat.validate import check_boxes, check_points, check_text, parse_boxes, p
 
 SKIP = gr.update()
 ON, OFF = gr.update(interactive=True), gr.update(interactive=False)
+SHOW = gr.update(visible=True)  # the result column, once there is a result
 N_DOWNLOADS = 4  # RGBA, alpha, composite, ZIP
 
 
@@ -48,19 +51,31 @@ def inline(n: int, status: int, enable: tuple[int, ...] = (), disable: tuple[int
     """A handler with ``n`` outputs whose failure shows as the ``status`` output (the other outputs
     unchanged, the ``enable`` buttons usable again, the ``disable`` ones not)."""
 
+    def failed(exc: Exception) -> tuple:
+        out: list[Any] = [SKIP] * n
+        out[status] = error_text(exc)
+        for i in enable:
+            out[i] = ON
+        for i in disable:
+            out[i] = OFF
+        return tuple(out)
+
     def wrap(fn: Callable) -> Callable:
+        if inspect.isgeneratorfunction(fn):  # a streamed handler (its status line follows the stages)
+            @functools.wraps(fn)
+            def stream(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except Exception as exc:
+                    yield failed(exc)
+            return stream
+
         @functools.wraps(fn)
         def run(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                out: list[Any] = [SKIP] * n
-                out[status] = error_text(exc)
-                for i in enable:
-                    out[i] = ON
-                for i in disable:
-                    out[i] = OFF
-                return tuple(out)
+                return failed(exc)
         return run
     return wrap
 
@@ -74,8 +89,8 @@ def no_downloads() -> tuple:
 
 
 def cleared_results() -> tuple:
-    """(alpha, composite, objects, 4 downloads, info) of a tab with no result yet."""
-    return (None, None, gr.update(choices=[], value=None, visible=False), *no_downloads(), "")
+    """(result column, alpha, composite, objects, 4 downloads, info) of a tab with no result yet."""
+    return (gr.update(visible=False), None, None, gr.update(choices=[], value=None, visible=False), *no_downloads(), "")
 
 
 # ---------------------------------------------------------------------- cut-out: image
@@ -87,7 +102,7 @@ def _shown(s: TabSession) -> dict[str, Any]:
     return C.canvas_value(s.preview_src, img.shape[1], img.shape[0])
 
 
-@inline(13, 1)
+@inline(14, 1)
 def cut_upload(s, evt: gr.EventData):
     """A photo dropped on (or opened in) the canvas: the working image, shown as a preview."""
     s = TabSession()
@@ -97,7 +112,7 @@ def cut_upload(s, evt: gr.EventData):
             "object, or type what to cut out and press **Detect** or **Matte**.", s, "", "", *cleared_results())
 
 
-@inline(13, 1)
+@inline(14, 1)
 def cut_example(path, s):
     """An example row: its photo on the canvas (the text prompt is set by the row itself)."""
     s = TabSession()
@@ -224,7 +239,7 @@ def _legend(s: TabSession, result: MatteResult) -> Any:
     return gr.update(choices=choices, value="all", visible=len(result.objects) > 1)
 
 
-@inline(14, 1, enable=(3, 4), disable=(5,))
+@inline(15, 1, enable=(3, 4), disable=(5,))
 def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshold, variant_label, bg_mode, colour,
               bg_image, blur, s):
     """Matte what the canvas holds (one GPU call), then show previews only. Boxes or points typed
@@ -236,7 +251,10 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     background, bg_array, bg_notices = ui_background(bg_mode, colour, bg_image, blur)  # fails before the GPU
     prompt, selected, mapping = canvas_prompt(value, s, text, box_threshold, text_threshold)
     variant = registry.from_label(variant_label)
-    result = gpu_matte(image, prompt, variant, selected)
+    stages = P.RunProgress(variant, image.shape[0] * image.shape[1] / 1e6)
+    result = yield from P.streamed(lambda cb: gpu_matte(image, prompt, variant, selected, progress=cb),
+                                   lambda text: (SKIP, text, *[SKIP] * 13), stages)
+    stages.finish(n_objects=sum(not o.cached for o in result.objects))
     notify(bg_notices + list(result.notices))
     s.reset_outputs()
     s.result = result
@@ -254,9 +272,10 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     shown = time.perf_counter() - t0
     s.last_seconds = shown
     n = len(result.objects)
-    info = info_markdown(result, {"model": registry.label(variant), "objects": n})
-    msg = f"✓ {n} object{'s' if n != 1 else ''} matted in {shown:.1f} s. **Preparing full-size downloads…**"
-    return (new, msg, s, ON, ON, OFF, alpha, comp, _legend(s, result), *no_downloads(), info)
+    info = info_markdown(result, {"model": registry.label(variant), "objects": n}, shown)
+    msg = (f"✓ {n} object{'s' if n != 1 else ''} matted in {shown:.1f} s. **Preparing full-size downloads…**"
+           f"{P.downloads_eta(stages.mp)}")
+    yield (new, msg, s, ON, ON, OFF, SHOW, alpha, comp, _legend(s, result), *no_downloads(), info)
 
 
 def prepare_downloads(bg_mode, colour, bg_image, blur, s):
@@ -267,17 +286,21 @@ def prepare_downloads(bg_mode, colour, bg_image, blur, s):
     if not isinstance(s.result, MatteResult):
         return (*[SKIP] * N_DOWNLOADS, SKIP, SKIP)
     try:
+        t0 = time.perf_counter()
         background, bg_array, _ = ui_background(bg_mode, colour, bg_image, blur)
         had_fg = s.preview_fg is not None
         files = download_files(s, background, bg_array)
         comp = SKIP if had_fg else previews(s, background, bg_array)[2]
     except Exception as exc:
         return (*[SKIP] * N_DOWNLOADS, SKIP, error_text(exc))
+    seconds = time.perf_counter() - t0
+    if not had_fg:  # the foreground estimate and the files were made now: that is the stage's time
+        P.record_downloads(seconds, s.result.image.shape[0] * s.result.image.shape[1] / 1e6)
     if token != s.token:
         return (*[SKIP] * N_DOWNLOADS, SKIP, SKIP)
     dl = [gr.update(value=files[k], interactive=True) for k in ("rgba", "alpha", "composite", "zip")]
     what = "all objects" if s.view is None else f"object {s.view + 1}"
-    return (*dl, comp, f"✓ **Done.** Downloads of {what} are ready (full size).")
+    return (*dl, comp, f"✓ **Done.** Downloads of {what} are ready (full size, made in {seconds:.1f} s).")
 
 
 def _show_view(s: TabSession, view: int | None, bg: tuple) -> tuple:
@@ -311,6 +334,15 @@ def cut_pick(choice, s, bg_mode, colour, bg_image, blur):
     return _show_view(s, view, (bg_mode, colour, bg_image, blur))
 
 
+def variant_changed(variant_label, s):
+    """Another SEMat checkpoint picked: say what it changes (nothing until the next Matte)."""
+    s = session(s)
+    if isinstance(s.result, MatteResult) and s.result.variant != registry.from_label(variant_label):
+        return (f"Model changed to **{variant_label}**; the result shown is from "
+                f"{registry.label(s.result.variant)}. Press **Matte** to redo it.")
+    return f"Model changed to **{variant_label}**; it is used from the next Matte."
+
+
 # ------------------------------------------------------------------------ backgrounds
 
 
@@ -338,7 +370,7 @@ def recomposite_as(mode: str | None):
 # ------------------------------------------------------------------------ auto human
 
 
-@inline(12, 0, enable=(2,), disable=(3,))
+@inline(13, 0, enable=(2,), disable=(3,))
 def human_run(path, bg_mode, colour, bg_image, blur, s):
     t0 = time.perf_counter()
     s = session(s)
@@ -352,11 +384,11 @@ def human_run(path, bg_mode, colour, bg_image, blur, s):
     mask, alpha, comp = previews(s, background, bg_array, with_mask=True)
     shown = time.perf_counter() - t0
     s.last_seconds = shown
-    info = info_markdown(result, {"model": registry.label("sghm")})
+    info = info_markdown(result, {"model": registry.label("sghm")}, shown)
     empty = any(n.lower().startswith("no person") for n in result.notices)
     msg = ("⚠ **No person found** in this photo." if empty
            else f"✓ Matted in {shown:.1f} s. **Preparing full-size downloads…**")
-    return (msg, s, ON, OFF, mask, alpha, comp, *no_downloads(), info)
+    return (msg, s, ON, OFF, SHOW, mask, alpha, comp, *no_downloads(), info)
 
 
 # ------------------------------------------------------------------- the keyboard path

@@ -14,46 +14,16 @@ import gradio as gr
 from semat import registry
 from semat.app import editor as L
 from semat.app import handlers as H
-from semat.app.api import api_detect, api_matte_human, api_matte_prompts, api_matte_text, api_status
+from semat.app.api import named_endpoints
 from semat.app.batch_tab import batch_tab
 from semat.app.canvas import CANVAS_TO_TEXT_JS, PromptCanvas
-from semat.app.errors import to_gr_error
+from semat.app.errors import InputImage
 from semat.app.render import device_label, test_mode
 from semat.app.video_tab import video_tab
 from semat.app.zerogpu import on_zero_gpu
-from semat.errors import SematError
 from semat.settings import Settings
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-
-
-def InputImage(**kwargs) -> gr.Image:
-    """A ``gr.Image`` whose unreadable uploads end in one friendly gr.Error (not a bare "Error").
-
-    Wraps the instance's ``preprocess`` (a subclass would make Gradio write a ``.pyi`` stub
-    next to this module at import).
-    """
-    img = gr.Image(**kwargs)
-    original = img.preprocess
-
-    def preprocess(payload):
-        try:
-            if img.type == "filepath" and (getattr(payload, "url", None) or "")[:5].lower() == "data:":
-                return L.data_url_file(payload.url, img.GRADIO_CACHE, getattr(payload, "orig_name", None))
-            return original(payload)
-        except gr.Error:
-            raise
-        except SematError as exc:  # a limit of ours: its own message
-            raise to_gr_error(exc) from exc
-        except Exception as exc:
-            from semat.io.images import unreadable_message
-
-            name = getattr(payload, "orig_name", None) or "The file"
-            raise gr.Error(f"{unreadable_message(name)}. Upload a JPEG, PNG or WebP photo instead.",
-                           title="Can't read this image", print_exception=False) from exc
-
-    img.preprocess = preprocess  # type: ignore[method-assign]
-    return img
 
 
 CSS = """
@@ -64,8 +34,33 @@ CSS = """
   linear-gradient(45deg,#2b2e33 25%,transparent 25%),linear-gradient(-45deg,#2b2e33 25%,transparent 25%),
   linear-gradient(45deg,transparent 75%,#2b2e33 75%),linear-gradient(-45deg,transparent 75%,#2b2e33 75%);
   background-size:12px 12px;background-position:0 0,0 6px,6px -6px,-6px 0}
-.semat-status {min-height:2.4em}
+.semat-status {min-height:3em}
 .semat-status p {margin:0}
+/* a compact header: the canvas, the prompt, the button and the examples fit above the fold */
+#semat-header h1 {font-size:1.45rem;margin:0 0 2px}
+#semat-header p, .semat-note p {margin:0}
+#semat-header p {font-size:var(--text-sm)}
+.semat-note {font-size:var(--text-sm);color:var(--body-text-color-subdued)}
+#semat-subheader {gap:8px;align-items:center}
+.semat-testmode {padding:0 8px !important;font-size:var(--text-sm)}
+.semat-testmode p {margin:0}
+#semat-subheader > div {padding:2px 8px}
+.semat-promptbar {align-items:flex-end}
+.semat-buttons {flex-wrap:nowrap !important;gap:6px}
+.semat-buttons button {white-space:nowrap}
+.semat-downloads {gap:6px}
+.semat-objects .wrap {max-height:5.6em;overflow-y:auto}
+/* a phone: a smaller title, the test-mode and device lines one under the other */
+@media (max-width: 640px) {#semat-header h1 {font-size:1.15rem}
+  #semat-subheader {flex-direction:column;align-items:stretch}}
+.semat-downloads button {white-space:nowrap}
+/* examples as a strip of thumbnail chips (photo + prompt) instead of a tall table */
+:is(#cut-examples,#human-examples) thead {display:none}
+:is(#cut-examples,#human-examples) tbody {display:flex;flex-wrap:wrap;gap:6px}
+:is(#cut-examples,#human-examples) tr {display:flex;align-items:center;gap:6px;border:1px solid var(--border-color-primary);
+  border-radius:var(--radius-md);padding:2px 8px 2px 2px;cursor:pointer}
+:is(#cut-examples,#human-examples) td {padding:0 !important;border:none !important}
+:is(#cut-examples,#human-examples) td img, :is(#cut-examples,#human-examples) td .container {width:44px !important;height:44px !important;object-fit:cover}
 /* a drag on a gr.Image never starts the browser's own drag (it would drop nothing and clear it) */
 .semat-input img {-webkit-user-drag:none;user-select:none}
 """
@@ -76,7 +71,45 @@ FIELDS_JS = """() => { document.addEventListener('keydown', (e) => {
   if (!t.closest('#cut-boxes, #cut-points')) return;
   e.preventDefault(); e.stopPropagation(); t.blur(); }, true); }"""
 
-CLEAR_CANVAS_BUSY_JS = """() => { document.querySelectorAll('.pc-busy').forEach((b) => { b.hidden = true; }); }"""
+#: after a photo loads: the canvas's busy chip goes, and (with a mouse) the prompt field takes the
+#: focus, so typing "cat" + Enter needs no click; a phone keeps its keyboard closed
+#: Gradio's API page asks ``/gradio_api/mcp/schema`` whether an MCP server runs; this app runs none
+#: (gradio's ``mcp`` extra is not installed), so the page is told "no" here, before any request
+#: leaves the browser (it was a 404 in every visit's network log), and shows the Python snippets.
+NO_MCP_HEAD = """<script>(() => { const f = window.fetch.bind(window);
+  window.fetch = (input, init) => { const u = typeof input === 'string' ? input : (input && input.url) || '';
+    if (/\\/gradio_api\\/mcp\\/schema(?:[?#]|$)/.test(String(u))) {
+      return Promise.resolve(new Response('{"detail": "This app runs no MCP server."}',
+        {status: 404, headers: {'content-type': 'application/json'}})); }
+    return f(input, init); }; })();</script>"""
+
+CLEAR_CANVAS_BUSY_JS = """() => { document.querySelectorAll('.pc-busy').forEach((b) => { b.hidden = true; });
+  const st = document.querySelector('#cut-status'); if (st) st.style.minHeight = '';
+  if (matchMedia('(pointer: fine)').matches) {
+    const t = document.querySelector('#cut-text textarea, #cut-text input'); if (t) t.focus(); } }"""
+
+
+#: a user edit on the canvas makes the status line's last word stale: a notice goes, a result's
+#: "✓ … Done" says that Matte updates it (an error stays until the next action: this is one)
+STALE_STATUS_JS = """(st) => { const t = (st || '').trim(), el = document.querySelector('#cut-status');
+  // the line keeps its height while the user draws: the canvas under the finger never moves
+  if (el) el.style.minHeight = Math.max(el.offsetHeight, parseFloat(el.style.minHeight) || 0) + 'px';
+  if (/^✓/.test(t)) return 'Prompt changed: press **Matte** to update the cut-out.';
+  if (/^(Found |Typed boxes|Loaded |Cancelled|Example loaded|Showing |Box #|Model changed|⚠)/.test(t)) return '';
+  return st; }"""
+
+
+def reveal_js(prefix: str) -> str:
+    """After a run: bring the result and its downloads into view if they are not (a phone, where
+    the columns stack), or the status line when the run failed."""
+    return f"""() => {{ const res = document.querySelector('#{prefix}-results'),
+      dl = document.querySelector('#{prefix}-downloads');
+      const shown = res && res.offsetParent !== null;
+      const target = shown ? res : document.querySelector('#{prefix}-status');
+      if (!target) return;
+      const a = target.getBoundingClientRect(), b = (shown && dl ? dl : target).getBoundingClientRect();
+      if (a.top >= 0 && b.bottom <= window.innerHeight) return;
+      target.scrollIntoView({{block: 'start', behavior: 'instant'}}); }}"""
 
 
 def _examples() -> dict[str, list]:
@@ -90,6 +123,7 @@ def _examples() -> dict[str, list]:
 
 @dataclass
 class OutputPanel:
+    box: gr.Column
     objects: gr.Radio
     mask: gr.Image | None
     alpha: gr.Image
@@ -114,36 +148,43 @@ class OutputPanel:
 
     @property
     def results(self) -> list:
-        """(alpha, composite, objects, 4 downloads, info): what a new image clears."""
-        return [self.alpha, self.composite, self.objects, *self.downloads, self.info]
+        """(box, alpha, composite, objects, 4 downloads, info): what a new image clears."""
+        return [self.box, self.alpha, self.composite, self.objects, *self.downloads, self.info]
 
 
 def _output_panel(prefix: str, with_mask: bool = False) -> OutputPanel:
-    objects = gr.Radio([], value=None, label="Show (click an object on the picture, or pick it here)",
-                       elem_id=f"{prefix}-objects", visible=False)
-    img = {"type": "filepath", "interactive": False, "buttons": ["fullscreen"], "height": 360}
-    with gr.Row():
-        mask = gr.Image(label="Coarse mask (preview)", elem_id=f"{prefix}-mask", **img) if with_mask else None
-        alpha = gr.Image(label="Alpha matte (preview)", elem_id=f"{prefix}-alpha", **img)
-        composite = gr.Image(label="Composite (preview)", image_mode="RGBA", elem_id=f"{prefix}-composite",
-                             elem_classes=["semat-composite"], **img)
-    with gr.Row():
+    """The result column: previews, their downloads right under them, then the background.
+    Hidden until there is a result (a first visit sees the canvas and the examples)."""
+    with gr.Column(visible=False, elem_id=f"{prefix}-results", elem_classes=["semat-results"]) as box:
+        img = {"type": "filepath", "interactive": False, "buttons": ["fullscreen"], "height": 250,
+               "min_width": 120}
+        with gr.Row(equal_height=True):
+            mask = gr.Image(label="Coarse mask (preview)", elem_id=f"{prefix}-mask", **img) if with_mask else None
+            alpha = gr.Image(label="Alpha matte (preview)", elem_id=f"{prefix}-alpha", **img)
+            composite = gr.Image(label="Composite (preview)", image_mode="RGBA", elem_id=f"{prefix}-composite",
+                                 elem_classes=["semat-composite"], **img)
+        with gr.Row(elem_id=f"{prefix}-downloads", elem_classes=["semat-downloads"]):
+            dl = {"value": None, "interactive": False, "size": "sm", "min_width": 70}
+            rgba = gr.DownloadButton("RGBA PNG", elem_id=f"{prefix}-dl-rgba", variant="primary", **dl)
+            alpha_dl = gr.DownloadButton("Alpha PNG", elem_id=f"{prefix}-dl-alpha", **dl)
+            composite_dl = gr.DownloadButton("Composite", elem_id=f"{prefix}-dl-composite", **dl)
+            zip_dl = gr.DownloadButton("Layers ZIP", elem_id=f"{prefix}-dl-zip", **dl)
+        gr.Markdown("Downloads are full size and lossless; the panels above are previews.",
+                    elem_classes=["semat-note"])
+        objects = gr.Radio([], value=None, label="Show (click an object on the picture, or pick it here)",
+                           elem_id=f"{prefix}-objects", visible=False, elem_classes=["semat-objects"])
         bg_mode = gr.Radio(list(L.BACKGROUND_MODES), value="Checkerboard", label="Background",
-                           elem_id=f"{prefix}-bg-mode", scale=3)
-        colour = gr.ColorPicker(value="#00b140", label="Colour", elem_id=f"{prefix}-bg-colour", scale=1)
-        blur = gr.Slider(1, 60, value=12, step=1, label="Blur strength (σ px)", elem_id=f"{prefix}-bg-blur",
-                         scale=2)
-        bg_image = InputImage(label="Background image", type="filepath", sources=["upload", "clipboard"],
-                              height=120, elem_id=f"{prefix}-bg-image", scale=2, elem_classes=["semat-input"])
-    with gr.Row():
-        gr.Markdown("**Downloads** (full size, lossless):", elem_id=f"{prefix}-dl-label")
-        dl = {"value": None, "interactive": False, "size": "sm"}
-        rgba = gr.DownloadButton("RGBA PNG", elem_id=f"{prefix}-dl-rgba", **dl)
-        alpha_dl = gr.DownloadButton("Alpha PNG", elem_id=f"{prefix}-dl-alpha", **dl)
-        composite_dl = gr.DownloadButton("Composite PNG", elem_id=f"{prefix}-dl-composite", **dl)
-        zip_dl = gr.DownloadButton("Layers ZIP", elem_id=f"{prefix}-dl-zip", **dl)
-    info = gr.Markdown("", elem_id=f"{prefix}-info")
-    return OutputPanel(objects, mask, alpha, composite, bg_mode, colour, bg_image, blur, rgba, alpha_dl,
+                           elem_id=f"{prefix}-bg-mode")
+        with gr.Row(equal_height=True):
+            colour = gr.ColorPicker(value="#00b140", label="Colour", elem_id=f"{prefix}-bg-colour", min_width=80,
+                                    scale=1)
+            blur = gr.Slider(1, 60, value=12, step=1, label="Blur strength (σ px)", elem_id=f"{prefix}-bg-blur",
+                             min_width=140, scale=2)
+            bg_image = InputImage(label="Background image", type="filepath", sources=["upload", "clipboard"],
+                                  height=90, elem_id=f"{prefix}-bg-image", scale=2, min_width=120,
+                                  elem_classes=["semat-input"])
+        info = gr.Markdown("", elem_id=f"{prefix}-info", elem_classes=["semat-note"])
+    return OutputPanel(box, objects, mask, alpha, composite, bg_mode, colour, bg_image, blur, rgba, alpha_dl,
                        composite_dl, zip_dl, info)
 
 
@@ -180,33 +221,36 @@ def _wire_backgrounds(panel: OutputPanel, state: gr.State, status: gr.Markdown) 
 def _cut_tab(examples: list, settings: Settings) -> None:
     state = gr.State(None, time_to_live=3600)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            canvas = PromptCanvas(max_boxes=settings.max_boxes, elem_id="cut-canvas", max_picture_height=560)
-        with gr.Column(scale=2):
-            text = gr.Textbox(label="What to cut out (optional with boxes and clicks)", elem_id="cut-text",
-                              placeholder="e.g. cat, coffee cup, person — then Detect or Matte", max_lines=1)
-            with gr.Row():
-                detect = gr.Button("Detect", elem_id="cut-detect", scale=1)
-                run = gr.Button("Matte ▶", variant="primary", elem_id="cut-run", scale=2)
-                cancel = gr.Button("Cancel", elem_id="cut-cancel", interactive=False, scale=1)
+        with gr.Column(scale=3, min_width=320):  # the prompt bar, its status line, the canvas
+            with gr.Row(equal_height=True, elem_classes=["semat-promptbar"]):
+                text = gr.Textbox(label="What to cut out", elem_id="cut-text",
+                                  placeholder="e.g. cat, coffee cup, person (or drag a box / click the object)", max_lines=1,
+                                  scale=3, min_width=200)
+                with gr.Column(scale=2, min_width=240), gr.Row(elem_classes=["semat-buttons"]):
+                    detect = gr.Button("Detect", elem_id="cut-detect", min_width=70)
+                    run = gr.Button("Matte ▶", variant="primary", elem_id="cut-run", min_width=90)
+                    cancel = gr.Button("Cancel", elem_id="cut-cancel", interactive=False, min_width=70)
             status = gr.Markdown("Drop a photo on the canvas (or use “Open image…”), or click an example.",
                                  elem_id="cut-status", elem_classes=["semat-status"])
+            canvas = PromptCanvas(max_boxes=settings.max_boxes, elem_id="cut-canvas", max_picture_height=560)
+        with gr.Column(scale=2, min_width=300):  # examples, then the result and its downloads
             ex_img = gr.Image(type="filepath", visible=False, elem_id="cut-example-image")
-            ex = gr.Examples(examples, inputs=[ex_img, text], label="Examples", elem_id="cut-examples",
-                             examples_per_page=6) if examples else None
-            with gr.Accordion("Boxes and points as text (keyboard)", open=True):
+            ex = gr.Examples(examples, inputs=[ex_img, text], label="Examples (photo + what to cut out)",
+                             elem_id="cut-examples", examples_per_page=6) if examples else None
+            out = _output_panel("cut")
+            with gr.Accordion("Boxes and points as text (keyboard)", open=False, elem_id="cut-keyboard"):
                 boxes_tb = gr.Textbox(label="Boxes: x1, y1, x2, y2 per line (Enter applies)", lines=2,
                                       elem_id="cut-boxes")
                 points_tb = gr.Textbox(label="Points: x, y, 1 (keep) or 0 (exclude) per line", lines=2,
                                        elem_id="cut-points")
-            with gr.Accordion("Model and thresholds", open=False):
+            with gr.Accordion("Model and thresholds", open=False, elem_id="cut-model"):
                 variant = gr.Radio([registry.label(v) for v in registry.names("semat")],
                                    value=registry.label(registry.default("semat")), label="SEMat checkpoint",
                                    elem_id="variant")
-                box_thr = gr.Slider(0.01, 0.95, value=0.35, step=0.01, label="Box threshold", elem_id="cut-box-thr")
-                text_thr = gr.Slider(0.01, 0.95, value=0.25, step=0.01, label="Text threshold",
+                box_thr = gr.Slider(0.01, 0.95, value=0.35, step=0.01, label="Box threshold (text prompts only)",
+                                    elem_id="cut-box-thr")
+                text_thr = gr.Slider(0.01, 0.95, value=0.25, step=0.01, label="Text threshold (text prompts only)",
                                      elem_id="cut-text-thr")
-    out = _output_panel("cut")
     results = out.results
     buttons = [status, run, detect, cancel]
     follow = [*out.downloads, out.composite, status]
@@ -215,16 +259,19 @@ def _cut_tab(examples: list, settings: Settings) -> None:
     canvas.upload(H.cut_upload, [state], loaded, **LIGHT).then(
         None, js=CLEAR_CANVAS_BUSY_JS)
     canvas.change(None, [canvas, boxes_tb, points_tb], [boxes_tb, points_tb], js=CANVAS_TO_TEXT_JS)
+    canvas.input(None, [status], [status], js=STALE_STATUS_JS)
+    variant.input(H.variant_changed, [variant, state], [status], **QUICK)
     for ev in (boxes_tb.submit, boxes_tb.blur, points_tb.submit, points_tb.blur):
         ev(H.cut_from_text, [canvas, boxes_tb, points_tb], [canvas, status], **LIGHT)
 
     matte_in = [canvas, boxes_tb, points_tb, text, box_thr, text_thr, variant, *out.bg, state]
-    matte_out = [canvas, status, state, run, detect, cancel, out.alpha, out.composite, out.objects,
+    matte_out = [canvas, status, state, run, detect, cancel, out.box, out.alpha, out.composite, out.objects,
                  *out.downloads, out.info]
     runs = []
 
     def matte_chain(begun):
         m = begun.then(H.cut_matte, matte_in, matte_out, **_model_events(settings))
+        m.then(None, js=reveal_js("cut"))
         runs.extend([m, m.then(H.prepare_downloads, [*out.bg, state], follow, **COMPOSE)])
 
     for trigger in (run.click, text.submit):
@@ -246,23 +293,24 @@ def _cut_tab(examples: list, settings: Settings) -> None:
 
 def _human_tab(examples: list, settings: Settings) -> None:
     state = gr.State(None, time_to_live=3600)
-    with gr.Row():
-        with gr.Column(scale=3):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=320):
+            with gr.Row(equal_height=True, elem_classes=["semat-promptbar"]):
+                gr.Markdown("SGHM finds and mattes every person — no prompt needed.")
+                with gr.Column(min_width=240), gr.Row(elem_classes=["semat-buttons"]):
+                    run = gr.Button("Matte people ▶", variant="primary", elem_id="human-run", min_width=120)
+                    cancel = gr.Button("Cancel", elem_id="human-cancel", interactive=False, min_width=70)
+            status = gr.Markdown("Upload a photo with people, or click the example.", elem_id="human-status",
+                                 elem_classes=["semat-status"])
             img = InputImage(label="Image with people", type="filepath", image_mode=None, format="png",
                              sources=["upload", "clipboard"], elem_id="human-image", height=420,
                              elem_classes=["semat-input"])
-        with gr.Column(scale=2):
-            gr.Markdown("SGHM finds and mattes every person — no prompt needed.")
-            with gr.Row():
-                run = gr.Button("Matte people ▶", variant="primary", elem_id="human-run", scale=2)
-                cancel = gr.Button("Cancel", elem_id="human-cancel", interactive=False, scale=1)
-            status = gr.Markdown("Upload a photo with people, or click the example.", elem_id="human-status",
-                                 elem_classes=["semat-status"])
+        with gr.Column(scale=2, min_width=300):
             ex = gr.Examples(examples, inputs=[img], label="Examples", elem_id="human-examples") if examples else None
-    out = _output_panel("human", with_mask=True)
+            out = _output_panel("human", with_mask=True)
     assert out.mask is not None
     buttons = [status, run, cancel]
-    outputs = [status, state, run, cancel, out.mask, out.alpha, out.composite, *out.downloads, out.info]
+    outputs = [status, state, run, cancel, out.box, out.mask, out.alpha, out.composite, *out.downloads, out.info]
     follow = [*out.downloads, out.composite, status]
     runs = []
     begin = H.begin("Matting people", buttons=1)
@@ -271,34 +319,10 @@ def _human_tab(examples: list, settings: Settings) -> None:
         firsts.append(ex.load_input_event.then(begin, [state], buttons, **QUICK))
     for first in firsts:
         m = first.then(H.human_run, [img, *out.bg, state], outputs, **_model_events(settings))
+        m.then(None, js=reveal_js("human"))
         runs += [m, m.then(H.prepare_downloads, [*out.bg, state], follow, **COMPOSE)]
     runs += _wire_backgrounds(out, state, status)
     cancel.click(lambda: ("Cancelled.", H.ON, H.OFF), None, buttons, cancels=runs, **QUICK)
-
-
-def _api(settings: Settings) -> None:
-    """Hidden components carrying the named endpoints (documented in the README)."""
-    semat_names = list(registry.names("semat"))
-    with gr.Column(visible=False):
-        img = InputImage(type="filepath", image_mode=None, label="image")
-        text = gr.Textbox(label="text")
-        bthr = gr.Number(0.35, label="box_threshold")
-        tthr = gr.Number(0.25, label="text_threshold")
-        # custom values reach the handler, which answers with the registry's one message
-        model = gr.Dropdown(semat_names, value=semat_names[0], label="model", allow_custom_value=True)
-        bg = gr.Textbox("transparent", label="background")
-        max_objects = gr.Number(0, precision=0, label="max_objects")
-        boxes = gr.Textbox(label="boxes")
-        points = gr.Textbox(label="points")
-        out = [gr.File(label="rgba_png"), gr.File(label="alpha_png"), gr.File(label="composite_png"),
-               gr.File(label="layers_zip"), gr.JSON(label="info")]
-        btn = gr.Button()
-    ev = {"concurrency_limit": settings.concurrency, "concurrency_id": "models"}
-    btn.click(api_matte_text, [img, text, bthr, tthr, model, bg, max_objects], out, api_name="matte_text", **ev)
-    btn.click(api_matte_prompts, [img, boxes, points, model, bg], out, api_name="matte_prompts", **ev)
-    btn.click(api_matte_human, [img, bg], out, api_name="matte_human", **ev)
-    btn.click(api_detect, [img, text, bthr, tthr], [out[-1]], api_name="detect", **ev)
-    btn.click(api_status, None, [out[-1]], api_name="status", queue=False)
 
 
 def build_demo() -> gr.Blocks:
@@ -307,13 +331,13 @@ def build_demo() -> gr.Blocks:
     gpu_note = "ZeroGPU" if on_zero_gpu() else ""
     ex = _examples()
     with gr.Blocks(title="SEMat Space — natural image matting", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(header_markdown())
-        if test_mode():
-            gr.Markdown("⚠️ **TEST MODE** (`SEMAT_TEST_MODELS=tiny`): tiny random-weight models — outputs are "
-                        "meaningless; for tests and UI development only.", elem_classes=["semat-testmode"],
-                        elem_id="test-mode-banner")
-        gr.Markdown(f"**Device:** {device_label()} {gpu_note} · models load on first use and stay cached.",
-                    elem_id="device-label")
+        gr.Markdown(header_markdown(), elem_id="semat-header")
+        with gr.Row(equal_height=True, elem_id="semat-subheader"):
+            if test_mode():
+                gr.Markdown("⚠️ **TEST MODE** (`SEMAT_TEST_MODELS=tiny`): random-weight models, "
+                            "meaningless outputs.", elem_classes=["semat-testmode"], elem_id="test-mode-banner")
+            gr.Markdown(f"**Device:** {device_label()} {gpu_note} · models load on first use and stay cached.",
+                        elem_id="device-label", elem_classes=["semat-note"])
         with gr.Tabs():
             with gr.Tab("Cut out", id="cut"):
                 _cut_tab(ex["cut"], settings)
@@ -321,7 +345,7 @@ def build_demo() -> gr.Blocks:
                 _human_tab(ex["human"], settings)
             batch_tab(settings)  # its own gr.Tab("Batch"): many photos, words or Auto human, one ZIP
             video_tab(settings)  # its own gr.Tab("Video"): one clip by words, a box or Auto human
-        _api(settings)
+        named_endpoints(settings)
     return demo
 
 
@@ -336,6 +360,7 @@ def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> None:
     demo = demo or build_demo()
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("js", FIELDS_JS)
+    kwargs.setdefault("head", NO_MCP_HEAD)
     kwargs.setdefault("show_error", True)
     kwargs.setdefault("max_file_size", s.max_upload)
     kwargs.setdefault("state_session_capacity", s.session_capacity)

@@ -292,10 +292,15 @@ def render(s: TabSession, result: MatteResult, background: compose.Background, b
 def info_markdown(result: MatteResult, extra: dict[str, Any], shown_s: float | None = None) -> str:
     """Device and per-stage timings of a run; ``total`` is the pipeline's own time (model and
     detection), ``first result`` the wait from the click to the previews."""
-    timings = dict(result.timings or {})
+    timings = {k: v for k, v in (result.timings or {}).items() if k != "total"}
+    if "total" in (result.timings or {}):
+        timings["pipeline total"] = result.timings["total"]
     if shown_s is not None:
-        timings["first result (click → previews)"] = shown_s
+        timings["to previews"] = shown_s
     info = L.timings_markdown(timings, device_label(result.device_label), extra)
+    info += ("\n\n*pipeline total*: the server's model step (hashing, detection, SEMat, union)"
+             + ("; *to previews*: from the click's arrival to the previews" if shown_s is not None else "")
+             + "; the full-size downloads are made after the previews.")
     if test_mode():  # what the server received, in working-image pixels (the browser tests read it)
         p = result.prompt
         received = {"boxes": [[round(float(v), 1) for v in b] for b in p.boxes],

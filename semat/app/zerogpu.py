@@ -88,7 +88,7 @@ def _objects(prompt: Prompt, selected: list[int] | None, max_objects: int | None
     return max(1, n + len(prompt.boxes) + (1 if prompt.points else 0))
 
 
-def _dur_matte(image, prompt, variant, selected=None, max_objects=None) -> int:
+def _dur_matte(image, prompt, variant, selected=None, max_objects=None, progress=None) -> int:
     detect = bool(prompt.text and not prompt.detections)
     return gpu_seconds(_mp(image), _objects(prompt, selected, max_objects), variant, detection=detect)
 
@@ -131,8 +131,9 @@ def _f32(a: np.ndarray) -> np.ndarray:
 
 
 @_gpu(_dur_matte)
-def _gpu_matte(image, prompt, variant, selected=None, max_objects=None):
-    result = SERVICES.pipeline().run(image, prompt, variant=variant, selected=selected, max_objects=max_objects)
+def _gpu_matte(image, prompt, variant, selected=None, max_objects=None, progress=None):
+    result = SERVICES.pipeline().run(image, prompt, variant=variant, selected=selected, max_objects=max_objects,
+                                     progress=progress)
     return compact(result) if on_zero_gpu() else result
 
 
@@ -152,10 +153,12 @@ def _gpu_human(image):
 
 # Counted here, in the serving process (on ZeroGPU the functions above run in a worker).
 def gpu_matte(image: np.ndarray, prompt: Prompt, variant: str, selected: list[int] | None = None,
-              max_objects: int | None = None) -> MatteResult:
+              max_objects: int | None = None, progress: Any = None) -> MatteResult:
+    """``progress(fraction, message)`` hears the pipeline's stages (not on ZeroGPU: another process)."""
     if on_zero_gpu():
         check_quota(_dur_matte(image, prompt, variant, selected, max_objects))
-    result = expand(_gpu_matte(image, prompt, variant, selected, max_objects), image)
+        progress = None
+    result = expand(_gpu_matte(image, prompt, variant, selected, max_objects, progress), image)
     SERVICES.record("matte", result)
     return result
 

@@ -328,7 +328,8 @@ class MattingPipeline:
             return
         run.report(0.2, "Finding the clicked object...")
         t0 = time.perf_counter()
-        first = self._mattes(image, key_img, variant, [(j.box, j.points) for j in derived], run)
+        first = self._mattes(image, key_img, variant, [(j.box, j.points) for j in derived], run,
+                             stage="Finding the clicked")
         for j, (entry, _) in zip(derived, first):
             j.box, how = derive_box(entry.mask, entry.alpha, j.points)
             if how != "mask":
@@ -338,8 +339,9 @@ class MattingPipeline:
 
     def _mattes(self, image: np.ndarray, key_img: str, variant: str,
                 requests: list[tuple[Sequence[float], tuple[tuple[float, float, int], ...]]],
-                run: _Run) -> list[tuple[Entry, bool]]:
-        """Cached mattes for (box, points) requests; misses go to the predictor in one call."""
+                run: _Run, stage: str = "Matting") -> list[tuple[Entry, bool]]:
+        """Cached mattes for (box, points) requests; misses go to the predictor in one call (one
+        per object when ``run`` has a progress listener)."""
         from semat.inference.predictor import PointPrompt
 
         keys = [(key_img, variant, box_key(b), tuple(p)) for b, p in requests]
@@ -363,8 +365,15 @@ class MattingPipeline:
             pts = [PointPrompt(np.array([[x, y] for x, y, _ in p], np.float64).reshape(-1, 2),
                                np.array([lab for _, _, lab in p], np.int64)) if p else None
                    for p in (requests[missing[k][0]][1] for k in todo)]
-            results = pred.predict(image, boxes, points=pts if any(p is not None for p in pts) else None,
-                                   batch_size=self.batch_size)
+            # a listener hears of each object ("Matting object 2 of 5..."): one predict call per object
+            step = 1 if run.progress is not None else len(todo)
+            results = []
+            for a in range(0, len(todo), step):
+                if run.progress is not None:
+                    run.report(None, f"{stage} object {a + 1} of {len(todo)}...")
+                chunk = pts[a:a + step]
+                results += pred.predict(image, boxes[a:a + step], batch_size=self.batch_size,
+                                        points=chunk if any(p is not None for p in chunk) else None)
             self.model_forwards += len(todo)
             run.stats["model_forwards"] += len(todo)
             for k, r in zip(todo, results):

@@ -118,7 +118,7 @@
   function commit(user = true) {
     if (user) rev += 1;
     props.value = toValue();
-    if (user) trigger("input", { boxes: boxes.length, points: points.length });
+    if (user) { say(""); trigger("input", { boxes: boxes.length, points: points.length }); }
   }
   const promptKey = (bx, pt) => JSON.stringify([bx.map(boxOut), pt.map((q) => [r1(q.x), r1(q.y), q.l])]);
   const snapshot = () => JSON.stringify({ b: boxes, p: points });
@@ -173,7 +173,11 @@
     root.classList.toggle("pc-has-image", !!(W && H));
     if (!W || !H) { frame.style.width = "0px"; frame.style.height = "0px"; return; }
     const avail = stage.clientWidth || root.clientWidth || 600;
-    const maxH = Number(props.max_picture_height) > 0 ? Number(props.max_picture_height) : Math.max(240, window.innerHeight * 0.7);
+    // with a max_picture_height: as tall as it allows, but the whole picture fits in the window below the
+    // stage's place on the page (a first visit sees all of the photo without scrolling)
+    const fit = Math.max(280, window.innerHeight - (stage.getBoundingClientRect().top + window.scrollY) - 16);
+    const maxH = Number(props.max_picture_height) > 0 ? Math.min(Number(props.max_picture_height), fit)
+      : Math.max(240, window.innerHeight * 0.7);  // no maximum given: as before (the standalone demo)
     const fw = Math.max(1, Math.min(avail, maxH * W / H));
     frame.style.width = fw + "px";
     frame.style.height = fw * H / W + "px";
@@ -181,17 +185,20 @@
   }
   new ResizeObserver(() => { layout(); render(); }).observe(stage);
 
+  // On a narrow picture (a phone) the chips carry less, so they stay readable and do not pile up:
+  // the number and label (the number only when there are many boxes); the legend keeps the scores.
   function chipText(b, i) {
     let t = String(i + 1);
-    if (b.label) t += " " + b.label;
-    if (b.score !== null && b.score !== undefined) t += " " + b.score.toFixed(2);
+    const narrow = (frame.clientWidth || 600) < 480;
+    if (b.label && !(narrow && boxes.length > 6)) t += " " + b.label;
+    if (b.score !== null && b.score !== undefined && !narrow) t += " " + b.score.toFixed(2);
     return t;
   }
   function chipRect(b, i, k) {
-    const fs = (coarse ? 14 : 12) * k, padX = 4 * k, h = fs + 6 * k;
+    const fs = (coarse ? 15 : 12) * k, padX = 4 * k, h = fs + 6 * k;
     const w = chipText(b, i).length * fs * 0.62 + 2 * padX;
     const y = b.y1 - h >= 0 ? b.y1 - h : b.y1;
-    return { x: b.x1, y, w, h, fs, padX };
+    return { x: Math.max(0, Math.min(b.x1, W - w)), y, w, h, fs, padX };  // never off the right edge
   }
   function hit(p) {
     const k = scale(), tol = (coarse ? 14 : 8) * k;
@@ -320,7 +327,11 @@
       list.appendChild(li);
     });
   }
-  function say(t) { statusEl.textContent = t; }
+  let sayTimer = null;
+  function say(t) {                   // a short note ("Undone."): gone after a few seconds or the next edit
+    statusEl.textContent = t; clearTimeout(sayTimer);
+    if (t) sayTimer = setTimeout(() => { statusEl.textContent = ""; }, 4000);
+  }
   function setBusy(on, text) {
     busyEl.hidden = !on;
     if (text) busyEl.textContent = text;
