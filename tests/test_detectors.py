@@ -111,7 +111,7 @@ def test_input_size_option(vocab_file: Path) -> None:
 
 def test_detector_size_setting_and_cli_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     from semat import registry
-    from semat.pipeline.matting import default_pipeline
+    from semat.pipeline import default_pipeline
     from semat.settings import Settings
 
     monkeypatch.setenv("SEMAT_TEST_MODELS", "tiny")

@@ -57,7 +57,8 @@ whose soft edges share a pixel add up instead of leaving a seam); the union mask
 """
 
 from semat.pipeline.cache import DEFAULT_CACHE_BYTES, image_hash
-from semat.pipeline.matting import MattingPipeline, Progress, default_pipeline, top_scoring
+from semat.pipeline.factory import default_pipeline
+from semat.pipeline.matting import MattingPipeline, Progress, top_scoring
 from semat.pipeline.objects import (
     BOX_POINT_TOLERANCE,
     DERIVED_BOX_FALLBACK_PAD,

@@ -8,7 +8,6 @@ rules in full.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -23,7 +22,6 @@ from semat.inference.detect import Detection, TextDetector, normalise_prompt, po
 from semat.pipeline.cache import DEFAULT_CACHE_BYTES, Entry, MatteCache, SmallLRU, box_key, image_hash
 from semat.pipeline.objects import Job, build_jobs, derive_box
 from semat.pipeline.types import MatteResult, ObjectResult, Prompt, union
-from semat.settings import Settings
 from semat.validate import (
     DEFAULT_MAX_BOXES,
     check_boxes,
@@ -402,20 +400,3 @@ class MattingPipeline:
 def top_scoring(detections: Sequence[Detection], idx: Sequence[int] | range, k: int) -> list[int]:
     """The ``k`` highest-scoring of the detections ``idx``, back in detection order."""
     return sorted(sorted(idx, key=lambda i: -float(detections[i].score))[:max(0, k)])
-
-
-def default_pipeline(device: str = "auto", dtype: Any = None, detector: str | None = None,
-                     progress: Callable[[str], Any] | None = None, settings: Settings | None = None,
-                     checkpoint: str | None = None, detector_size: int | None = None) -> MattingPipeline:
-    """The app/CLI pipeline over the model registry, loaded lazily on first use: released weights,
-    or tiny random-weight models under ``SEMAT_TEST_MODELS=tiny`` (the registry decides).
-    ``detector_size`` (shortest side, px) overrides ``SEMAT_DETECTOR_SIZE``."""
-    s = settings or Settings.from_env()
-    if detector_size is not None:
-        s = dataclasses.replace(s, detector_size=int(detector_size))
-    det = detector or s.detector or registry.default("detector")
-    kw: dict[str, Any] = {"settings": s, "device": device, "dtype": dtype, "progress": progress}
-    return MattingPipeline(lambda v: registry.load(v, checkpoint=checkpoint, **kw),
-                           lambda: registry.load(det, **kw),
-                           human_factory=lambda: registry.load(registry.default("human"), **kw),
-                           max_loaded_variants=s.max_loaded_variants, max_boxes=s.max_boxes)
