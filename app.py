@@ -15,6 +15,7 @@ from semat import registry
 from semat.app.layout import build_demo, launch
 from semat.app.services import SERVICES, prune_at_start_up, warm_up
 from semat.app.zerogpu import on_zero_gpu
+from semat.runtime import tune_cpu_allocator
 from semat.settings import Settings
 
 # On ZeroGPU, weights placed on the device at import are packed once and reused by every GPU
@@ -24,6 +25,8 @@ _preload = (Settings.from_env().preload or ("all" if on_zero_gpu() else "none"))
 if _preload in ("all", "default"):
     SERVICES.preload(list(registry.names("semat")) if _preload == "all" else [registry.default("semat")])
 
+if not on_zero_gpu():  # before the server's threads exist, so they share two malloc arenas
+    tune_cpu_allocator()
 prune_at_start_up()  # stale outputs and Gradio cache copies of an earlier run
 warm_up()  # pymatting's numba JIT, off the first request's path
 demo = build_demo()
