@@ -220,6 +220,16 @@ def test_user_errors_are_one_log_line_not_a_traceback(server, client, tmp_path):
     assert len(lines) <= len(requests), lines
 
 
+def test_no_endpoint_shows_placeholder_examples(client):
+    """The Batch and Video tabs' endpoints too: every parameter has a real example, no "Hello!!"."""
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/matte_batch", "/matte_video"} <= set(info)
+    for name, endpoint in info.items():
+        for p in endpoint["parameters"]:
+            assert "Hello!!" not in json.dumps(p["example_input"]), (name, p["parameter_name"])
+            assert "sample_file.pdf" not in json.dumps(p["example_input"]), (name, p["parameter_name"])
+
+
 def test_api_page_examples_run_as_pasted(client, tmp_path):
     """Every named endpoint documents each parameter, and its example values are real ones: the
     snippets the API page shows run (the example photo is a URL; a local photo of its size stands

@@ -145,10 +145,13 @@ def documented(comp: Any, description: str, example: Any = None) -> Any:
     comp.api_info_as_input = api_info_as_input
     example = comp.value if example is None else example  # the default is a real value too
     if example is not None:
-        if isinstance(comp, gr.Image):
+        if isinstance(comp, (gr.Image, gr.File)):
             from gradio_client import handle_file
 
-            comp.example_payload = lambda: handle_file(example)
+            if isinstance(example, list):  # a multi-file input
+                comp.example_payload = lambda: [handle_file(x) for x in example]
+            else:
+                comp.example_payload = lambda: handle_file(example)
         else:
             comp.example_payload = lambda: example
         comp.example_value = lambda: example

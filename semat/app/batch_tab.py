@@ -160,19 +160,24 @@ def model_controls(prefix: str) -> tuple[Any, Any, Any]:
     import gradio as gr
 
     from semat import registry
+    from semat.app.api import documented
 
     labels = [registry.label(n) for n in registry.names("semat")]
-    model = gr.Dropdown(labels, value=labels[0], label="Model", elem_id=f"{prefix}-model")
+    model = documented(gr.Dropdown(labels, value=labels[0], label="Model", elem_id=f"{prefix}-model"),
+                       "The SEMat model: " + ", ".join(labels) + ".")
     with gr.Accordion("Thresholds", open=False):
-        box_thr = gr.Slider(0.0, 0.95, value=0.35, step=0.01, label="Box threshold", elem_id=f"{prefix}-box-thr")
-        text_thr = gr.Slider(0.0, 0.95, value=0.25, step=0.01, label="Text threshold",
-                             elem_id=f"{prefix}-text-thr")
+        box_thr = documented(gr.Slider(0.0, 0.95, value=0.35, step=0.01, label="Box threshold",
+                                       elem_id=f"{prefix}-box-thr"), "Lowest detection score kept (words only).")
+        text_thr = documented(gr.Slider(0.0, 0.95, value=0.25, step=0.01, label="Text threshold",
+                                        elem_id=f"{prefix}-text-thr"), "Lowest word-match score kept (words only).")
     return model, box_thr, text_thr
 
 
 def batch_tab(settings: Any) -> None:
     """Build the Batch tab's components and events (call inside ``gr.Tabs()``)."""
     import gradio as gr
+
+    from semat.app.api import EXAMPLE_IMAGE, documented
 
     cap = max_images(settings)
     with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
@@ -182,12 +187,15 @@ def batch_tab(settings: Any) -> None:
                     "skipped.")
         with gr.Row():
             with gr.Column(scale=3):
-                files = gr.File(label="Photos", file_count="multiple", file_types=["image"], type="filepath",
-                                elem_id="batch-files")
+                files = documented(gr.File(label="Photos", file_count="multiple", file_types=["image"],
+                                           type="filepath", elem_id="batch-files"),
+                                   f"The photos (JPEG, PNG or WebP), at most {cap}.", [EXAMPLE_IMAGE])
             with gr.Column(scale=2):
-                mode = gr.Radio(list(MODES), value=MODES[0], label="What to cut out", elem_id="batch-mode")
-                words = gr.Textbox(label="Words (same for every photo)", placeholder="e.g. product, cat, person",
-                                   elem_id="batch-words")
+                mode = documented(gr.Radio(list(MODES), value=MODES[0], label="What to cut out",
+                                           elem_id="batch-mode"), "One of: " + ", ".join(MODES) + ".")
+                words = documented(gr.Textbox(label="Words (same for every photo)",
+                                              placeholder="e.g. product, cat, person", elem_id="batch-words"),
+                                   'What to cut out in every photo, e.g. "bus" (ignored for Auto human).', "bus")
                 model, box_thr, text_thr = model_controls("batch")
                 with gr.Row():
                     run = gr.Button("Matte all ▶", variant="primary", elem_id="batch-run")

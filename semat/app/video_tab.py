@@ -301,6 +301,7 @@ def video_tab(settings: Any) -> None:
     import gradio as gr
 
     from semat.app import editor as L
+    from semat.app.api import documented
     from semat.app.batch_tab import model_controls
     from semat.app.errors import to_gr_error
 
@@ -312,19 +313,27 @@ def video_tab(settings: Any) -> None:
                     f"ticked, a transparent WebM.{note}")
         with gr.Row():
             with gr.Column(scale=3):
-                clip = gr.Video(label="Clip", sources=["upload"], elem_id="video-input", height=300)
+                clip = documented(gr.Video(label="Clip", sources=["upload"], elem_id="video-input", height=300),
+                                  "The clip (MP4, MOV or WebM); its audio is kept.")
                 first = gr.Image(label="First frame (box coordinates are in its pixels)", type="numpy",
                                  interactive=False, elem_id="video-first-frame", height=240)
             with gr.Column(scale=2):
-                mode = gr.Radio(list(MODES), value=MODES[0], label="What to follow", elem_id="video-mode")
-                words = gr.Textbox(label="Words", placeholder="e.g. dog, red car, person", elem_id="video-words")
-                box = gr.Textbox(label="Box on the first frame: x1,y1,x2,y2", placeholder="e.g. 120,40,380,300",
-                                 interactive=False, elem_id="video-box")
+                mode = documented(gr.Radio(list(MODES), value=MODES[0], label="What to follow",
+                                           elem_id="video-mode"), "One of: " + ", ".join(MODES) + ".")
+                words = documented(gr.Textbox(label="Words", placeholder="e.g. dog, red car, person",
+                                              elem_id="video-words"),
+                                   'What to follow, found on the first frame, e.g. "person" (words mode).', "person")
+                box = documented(gr.Textbox(label="Box on the first frame: x1,y1,x2,y2",
+                                            placeholder="e.g. 120,40,380,300", interactive=False, elem_id="video-box"),
+                                 '"x1, y1, x2, y2" in the first frame\'s pixels (box mode).', "120, 40, 380, 300")
                 with gr.Row():
-                    bg_mode = gr.Radio(list(BACKGROUNDS), value=BACKGROUNDS[0], label="Composite background",
-                                       elem_id="video-bg-mode", scale=2)
-                    colour = gr.ColorPicker(value="#00b140", label="Colour", elem_id="video-bg-colour", scale=1)
-                want_webm = gr.Checkbox(False, label="Also a transparent WebM (VP9 with alpha)", elem_id="video-webm")
+                    bg_mode = documented(gr.Radio(list(BACKGROUNDS), value=BACKGROUNDS[0],
+                                                  label="Composite background", elem_id="video-bg-mode", scale=2),
+                                         "One of: " + ", ".join(BACKGROUNDS) + ".")
+                    colour = documented(gr.ColorPicker(value="#00b140", label="Colour", elem_id="video-bg-colour",
+                                                       scale=1), "The background colour, #RRGGBB (colour mode).")
+                want_webm = documented(gr.Checkbox(False, label="Also a transparent WebM (VP9 with alpha)",
+                                                   elem_id="video-webm"), "Also write a transparent WebM.")
                 model, box_thr, text_thr = model_controls("video")
                 with gr.Row():
                     run = gr.Button("Matte clip ▶", variant="primary", elem_id="video-run")
