@@ -173,7 +173,13 @@ def thresholds(pg, value: float = 0.01) -> None:
         box.fill(str(value))
         box.press("Enter")
         box.press("Tab")  # blur as well: the value must be committed before the next click reads it
-    pg.wait_for_timeout(800)
+    # committed = the slider's own range input shows it (a fixed wait raced under load: an example
+    # tapped next was still run at 0.35 on a loaded CI machine)
+    pg.wait_for_function(
+        """v => ['cut-box-thr', 'cut-text-thr'].every(id => {
+             const r = document.querySelector('#' + id + ' input[type=range]');
+             return r && Math.abs(parseFloat(r.value) - v) < 1e-6; })""", arg=value, timeout=15000)
+    pg.wait_for_timeout(200)
 
 
 def test_test_mode_banner_and_device(page):
