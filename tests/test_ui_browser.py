@@ -62,15 +62,22 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(server, browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+def open_app(server, browser, **context):
+    """A new browser context on the app, loaded up to the canvas; returns ``(ctx, page, errors)``,
+    ``errors`` collecting the page's uncaught script errors (a test fails on any)."""
+    ctx = browser.new_context(accept_downloads=True, **context)
     pg = ctx.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.goto(server.url)
     pg.wait_for_selector("#cut-canvas .pc-root")
+    return ctx, pg, errors
+
+
+@pytest.fixture
+def page(server, browser):
+    ctx, pg, errors = open_app(server, browser, viewport={"width": 1400, "height": 1000})
     yield pg
     shots = os.environ.get("SEMAT_SCREENSHOTS")
     if shots:

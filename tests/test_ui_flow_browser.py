@@ -35,13 +35,7 @@ def photo(tmp_path_factory):
 
 @pytest.fixture
 def page(server, browser, photo):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server.url)
-    pg.wait_for_selector("#cut-canvas .pc-root")
+    ctx, pg, errors = ui.open_app(server, browser, viewport={"width": 1400, "height": 1000})
     open_image(pg, photo)
     yield pg
     ctx.close()

@@ -21,7 +21,6 @@ from helpers.app_server import start_app
 from test_ui_browser import (
     CHROMIUM,
     EXAMPLES,
-    TIMEOUT_MS,
     matte,
     open_image,
     status,
@@ -48,17 +47,6 @@ def server():
     s.stop()
 
 
-def _page(server, browser, size):
-    ctx = browser.new_context(accept_downloads=True, **size)
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server.url)
-    pg.wait_for_selector("#cut-canvas .pc-root")
-    return ctx, pg, errors
-
-
 def _shot(pg, name: str) -> None:
     shots = os.environ.get("SEMAT_SCREENSHOTS")
     if shots:
@@ -68,7 +56,7 @@ def _shot(pg, name: str) -> None:
 
 @pytest.fixture
 def desktop(server, browser):
-    ctx, pg, errors = _page(server, browser, DESKTOP)
+    ctx, pg, errors = ui.open_app(server, browser, **DESKTOP)
     yield pg
     ctx.close()
     assert not errors, errors
@@ -76,7 +64,7 @@ def desktop(server, browser):
 
 @pytest.fixture
 def phone(server, browser):
-    ctx, pg, errors = _page(server, browser, PHONE)
+    ctx, pg, errors = ui.open_app(server, browser, **PHONE)
     yield pg
     ctx.close()
     assert not errors, errors
@@ -238,7 +226,7 @@ def test_stale_status_clears_and_the_model_selector_only_where_it_applies(deskto
 
 
 def test_api_page_makes_no_failed_request(server, browser):
-    ctx, pg, errors = _page(server, browser, DESKTOP)
+    ctx, pg, errors = ui.open_app(server, browser, **DESKTOP)
     bad: list[str] = []
     pg.on("response", lambda r: bad.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     try:

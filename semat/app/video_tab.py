@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from semat.app.services import SERVICES
-from semat.app.zerogpu import SECONDS_PER_OBJECT, check_quota, on_zero_gpu
+from semat.app.zerogpu import SECONDS_PER_OBJECT, check_quota, gpu_function, on_zero_gpu
 from semat.errors import InputError
 
 __all__ = ["CHUNK_SECONDS", "MODES", "VideoState", "chunk_seconds", "first_frame", "matte_clip", "video_tab"]
@@ -40,12 +40,6 @@ MODES = ("Words", "Box", "Auto human")
 BACKGROUNDS = ("Checkerboard", "Colour")
 CHUNK_SECONDS = 60  # requested GPU seconds per ZeroGPU call (x1.5 billed stays under a visitor's quota)
 CPU_CHUNK = 4  # frames per call without ZeroGPU (progress granularity only)
-
-try:  # on ZeroGPU `spaces` must be imported before torch initialises CUDA (app.py imports it first)
-    import spaces as _spaces
-except ImportError:  # pragma: no cover - the platform installs spaces; local runs work without it
-    _spaces = None
-
 
 def chunk_seconds(n_frames: int, megapixels: float, n_objects: int, variant: str | None,
                   human: bool = False, words: bool = False) -> int:
@@ -91,11 +85,7 @@ def _chunk_duration(frames: list[np.ndarray], tracker: Any, variant: str | None 
     return _seconds(len(frames), mp, tracker)
 
 
-def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:
-    return (lambda f: f) if _spaces is None else _spaces.GPU(duration=duration)
-
-
-@_gpu(_chunk_duration)
+@gpu_function(_chunk_duration)
 def _gpu_chunk(frames: list[np.ndarray], tracker: Any, variant: str | None = None) -> tuple[np.ndarray, Any]:
     """One model call: the uint16 alphas of ``frames`` (``[N,H,W]``) and the tracker after them
     (``tracker`` None: SGHM Auto human on each frame)."""

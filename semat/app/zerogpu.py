@@ -43,7 +43,7 @@ def on_zero_gpu() -> bool:
     return _spaces is not None and zero_gpu_mode()
 
 
-def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:
+def gpu_function(duration: Callable[..., int]) -> Callable[[Callable], Callable]:
     """``spaces.GPU(duration=...)`` when available (a no-op off ZeroGPU), else identity."""
     if _spaces is None:
         return lambda f: f
@@ -130,14 +130,14 @@ def _f32(a: np.ndarray) -> np.ndarray:
 # Module-level, picklable arguments only (ZeroGPU forks a worker and pickles them).
 
 
-@_gpu(_dur_matte)
+@gpu_function(_dur_matte)
 def _gpu_matte(image, prompt, variant, selected=None, max_objects=None, progress=None):
     result = SERVICES.pipeline().run(image, prompt, variant=variant, selected=selected, max_objects=max_objects,
                                      progress=progress)
     return compact(result) if on_zero_gpu() else result
 
 
-@_gpu(_dur_detect)
+@gpu_function(_dur_detect)
 def _gpu_detect(image, text, box_threshold, text_threshold):
     pipe = SERVICES.pipeline()
     before = pipe.detector_forwards
@@ -145,7 +145,7 @@ def _gpu_detect(image, text, box_threshold, text_threshold):
     return dets, pipe.detector_forwards - before
 
 
-@_gpu(_dur_human)
+@gpu_function(_dur_human)
 def _gpu_human(image):
     result = SERVICES.pipeline().matte_human(image)
     return compact(result) if on_zero_gpu() else result
