@@ -34,7 +34,11 @@ def low_thresholds(pg, tab: str) -> None:
         box.fill("0")
         box.press("Enter")
         box.press("Tab")  # blur as well: the value must be committed before the next click reads it
-    pg.wait_for_timeout(800)
+    pg.wait_for_function(
+        """ids => ids.every(id => { const r = document.querySelector('#' + id + ' input[type=range]');
+                                   return r && parseFloat(r.value) === 0; })""",
+        arg=[f"{tab}-box-thr", f"{tab}-text-thr"], timeout=15000)
+    pg.wait_for_timeout(200)
 
 
 def test_batch_words_gallery_errors_and_zip(tab, tmp_path: Path) -> None:

@@ -109,13 +109,25 @@ def watch_status(pg, tab: str = "cut") -> None:
 
 def wait_status(pg, pattern: str, tab: str = "cut", timeout: int = TIMEOUT_MS) -> str:
     """Wait until the status line has shown text matching ``pattern`` since :func:`watch_status`;
-    an error (⚠) fails at once unless the pattern asks for one."""
-    pg.wait_for_function(
-        """([sel, pat]) => { const seen = (window.__status && window.__status[sel]) || [];
-             return seen.some(t => new RegExp(pat).test(t) || (!/⚠/.test(pat) && /⚠/.test(t))); }""",
-        arg=[f"#{tab}-status", pattern], timeout=timeout)
+    an error (⚠) fails at once unless the pattern asks for one, and so does another final (✓) line
+    when the pattern is one."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    def seen_so_far() -> list[str]:
+        return pg.evaluate("sel => (window.__status && window.__status[sel]) || []", f"#{tab}-status")
+
+    try:
+        pg.wait_for_function(
+            """([sel, pat]) => { const seen = (window.__status && window.__status[sel]) || [];
+                 return seen.some(t => new RegExp(pat).test(t) || (!/⚠/.test(pat) && /⚠/.test(t))
+                                       || (/^✓/.test(pat) && /^✓/.test(t))); }""",
+            arg=[f"#{tab}-status", pattern], timeout=timeout)
+    except PlaywrightTimeout:  # say what the status line did show, so a CI failure can be read
+        pytest.fail(f"status never matched {pattern!r} in {timeout / 1000:.0f} s; it showed {seen_so_far()!r}")
     now = status(pg, tab)
-    seen = pg.evaluate("sel => (window.__status && window.__status[sel]) || []", f"#{tab}-status")
+    seen = seen_so_far()
+    if pattern.startswith("✓"):  # a different final line ends the wait at once: say which
+        assert any(re.search(pattern, t) for t in seen), f"status never matched {pattern!r}; it showed {seen!r}"
     if "⚠" not in pattern:
         bad = [t for t in seen if "⚠" in t]
         assert not bad, bad
