@@ -56,7 +56,8 @@ class HieraBBoxMask(Hiera):
         if isinstance(x, (tuple, list)):
             x, box_mask = x
         assert isinstance(x, torch.Tensor)
-        tokens = self.patch_embed(x)  # [B,H,W,C]
+        tokens = self.patch_embed(x).contiguous()  # [B,H,W,C] row-major (a permuted conv output
+        # would keep the residual stream strided through every block: see SEMatImageEncoder)
         if box_mask is not None:
             cond = torch.cat((x, box_mask.to(x.dtype)), dim=1)
             tokens = tokens + self.bbox_mask_patch_embed(cond)
