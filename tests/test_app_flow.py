@@ -109,7 +109,7 @@ def test_previews_are_small_and_downloads_match_the_api_files(tmp_path, monkeypa
     assert comp.endswith(".jpg") and alpha.endswith(".png")
     files = R.download_files(s, bg)
     api = R.render(TabSession(image=s.image, stem="api"), s.result, bg)
-    for mine, theirs in ((files["rgba"], api.rgba), (files["alpha"], api.alpha_dl), (files["composite"], api.composite)):
+    for mine, theirs in ((files["rgba"], api.rgba), (files["alpha"], api.alpha), (files["composite"], api.composite)):
         with Image.open(mine) as a, Image.open(theirs) as b:
             assert a.size == (3000, 1000) and a.mode == b.mode
             assert np.array_equal(np.asarray(a), np.asarray(b)), mine

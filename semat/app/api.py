@@ -37,7 +37,7 @@ def _background(background: str | None) -> compose.Background:
 
 def _outputs(s: TabSession, result: MatteResult, bg: compose.Background, extra: dict[str, Any]):
     r = render(s, result, bg)
-    return r.rgba, r.alpha_dl, r.composite, r.zip, api_info(result, extra)
+    return r.rgba, r.alpha, r.composite, r.zip, api_info(result, extra)
 
 
 @friendly

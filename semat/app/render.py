@@ -237,17 +237,13 @@ def download_files(s: TabSession, background: compose.Background, bg_image: np.n
 
 @dataclass
 class Rendered:
-    mask: str | None
-    alpha: str | None
-    composite: str | None
-    rgba: str | None
-    alpha_dl: str | None
-    zip: str | None
-    info: str
+    """The full-size files of one result (paths) and its timings line."""
 
-    @property
-    def files(self) -> tuple:
-        return self.mask, self.alpha, self.composite, self.rgba, self.alpha_dl, self.zip, self.info
+    alpha: str
+    composite: str | None
+    rgba: str
+    zip: str
+    info: str
 
 
 def composite_path(s: TabSession, background: compose.Background, bg_image: np.ndarray | None = None,
@@ -275,7 +271,6 @@ def render(s: TabSession, result: MatteResult, background: compose.Background, b
     d = L.new_output_dir()
     stem = s.stem
     t0 = time.perf_counter()
-    mask_path = save_png(d / f"{stem}_mask.png", (np.asarray(result.mask) > 0).astype(np.uint8) * 255)
     alpha_path = compose.save_alpha_png(d / f"{stem}_alpha.png", result.alpha)
     s.alpha_sha = L.file_sha(alpha_path)
     s.foreground = compose.estimate_foreground(result.image, result.alpha)
@@ -286,7 +281,7 @@ def render(s: TabSession, result: MatteResult, background: compose.Background, b
     timings = dict(result.timings or {})
     timings["export"] = time.perf_counter() - t0
     info = L.timings_markdown(timings, device_label(result.device_label), extra_info)
-    return Rendered(str(mask_path), str(alpha_path), comp, str(rgba_path), str(alpha_path), str(zip_path), info)
+    return Rendered(str(alpha_path), comp, str(rgba_path), str(zip_path), info)
 
 
 def info_markdown(result: MatteResult, extra: dict[str, Any], shown_s: float | None = None) -> str:
