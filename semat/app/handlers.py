@@ -6,7 +6,7 @@ only previews), and a background step that writes the full-size downloads. Failu
 raise: :func:`inline` turns them into a message in the status line that stays until the next
 action, and gives the buttons back. Notices (downscaled photo, clipped box, …) are toasts and are
 also written into the status line ("✓ Done. … ℹ️ …"), where the eye is; on a phone the page hides
-the notice toasts, which would cover the result (:data:`semat.app.layout.CSS`).
+the notice toasts, which would cover the result (:data:`semat.app.layout.PHONE_TOASTS_HEAD`).
 """
 
 from __future__ import annotations
@@ -39,26 +39,10 @@ N_DOWNLOADS = 4  # RGBA, alpha, composite, ZIP
 
 
 def notify(notices: list[str]) -> str:
-    """Each notice as a toast; returns the status line's copy of them (:func:`notice_text`)."""
+    """Each notice as a toast; returns the status line's copy of them (:func:`progress.notice_text`)."""
     for n in notices:
         gr.Info(n, duration=8)
-    return notice_text(notices)
-
-
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~"})
-
-
-def notice_text(notices: list[str]) -> str:
-    """Notices as the end of a status line: " ℹ️ a · b" ("" when there are none); a file name's
-    ``_`` or ``*`` stays literal."""
-    if not notices:
-        return ""
-    return " ℹ️ " + " · ".join(n.strip().rstrip(".").translate(_MD_SPECIAL) + "." for n in notices)
-
-
-def _said(notices: list[str]) -> list[str]:
-    """Notices a status line repeats (not "No person found": the line says it already)."""
-    return [n for n in notices if not n.lower().startswith("no person")]
+    return P.notice_text(notices)
 
 
 def error_text(exc: BaseException) -> str:
@@ -278,7 +262,7 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     loaded = s.notices if s.result is None else []  # a fresh image: its loading's notices too
     said = notify(bg_notices + list(result.notices))
     s.reset_outputs()
-    s.result, s.notices = result, [*loaded, *bg_notices, *result.notices]
+    s.result, s.notices = result, [*loaded, *result.notices]  # the background's: from its controls, each time
     if mapping is None:  # the reply draws the run's detections (ticked = matted) and the user's boxes
         s.detections = list(result.detections)
         s.detect_key = (s.image_sha, prompt.text, float(box_threshold), float(text_threshold))
@@ -295,7 +279,7 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     n = len(result.objects)
     info = info_markdown(result, {"model": registry.label(variant), "objects": n}, shown)
     msg = (f"✓ {n} object{'s' if n != 1 else ''} matted in {shown:.1f} s. **Preparing full-size downloads…**"
-           f"{P.downloads_eta(stages.mp)}{notice_text(loaded)}{said}")
+           f"{P.downloads_eta(stages.mp)}{P.notice_text(loaded)}{said}")
     yield (new, msg, s, ON, ON, OFF, SHOW, alpha, comp, _legend(s, result), *no_downloads(), info)
 
 
@@ -308,7 +292,7 @@ def prepare_downloads(bg_mode, colour, bg_image, blur, s):
         return (*[SKIP] * N_DOWNLOADS, SKIP, SKIP)
     try:
         t0 = time.perf_counter()
-        background, bg_array, _ = ui_background(bg_mode, colour, bg_image, blur)
+        background, bg_array, bg_notices = ui_background(bg_mode, colour, bg_image, blur)
         had_fg = s.preview_fg is not None
         files = download_files(s, background, bg_array)
         comp = SKIP if had_fg else previews(s, background, bg_array)[2]
@@ -322,7 +306,7 @@ def prepare_downloads(bg_mode, colour, bg_image, blur, s):
     dl = [gr.update(value=files[k], interactive=True) for k in ("rgba", "alpha", "composite", "zip")]
     what = "all objects" if s.view is None else f"object {s.view + 1}"
     return (*dl, comp, f"✓ **Done.** Downloads of {what} are ready (full size, made in {seconds:.1f} s)."
-            f"{notice_text(_said(s.notices))}")
+            f"{P.notice_text(P.repeated([*s.notices, *bg_notices]))}")
 
 
 def _show_view(s: TabSession, view: int | None, bg: tuple) -> tuple:
@@ -383,7 +367,8 @@ def recomposite_as(mode: str | None):
             gr.Warning(n)
         from semat.app.render import composite_preview
 
-        return bg_mode, composite_preview(s, background, bg_array), gr.update(interactive=False), notice_text(notices)
+        comp = composite_preview(s, background, bg_array)
+        return bg_mode, comp, gr.update(interactive=False), P.notice_text(notices)
 
     handler.__name__ = f"recomposite_{(mode or 'mode').lower()}"
     return handler
@@ -402,14 +387,15 @@ def human_run(path, bg_mode, colour, bg_image, blur, s):
     result = gpu_human(image)
     notify(bg_notices + list(result.notices))
     s.reset_outputs()
-    s.result, s.notices = result, [*notices, *bg_notices, *result.notices]
+    s.result, s.notices = result, [*notices, *result.notices]
     mask, alpha, comp = previews(s, background, bg_array, with_mask=True)
     shown = time.perf_counter() - t0
     s.last_seconds = shown
     info = info_markdown(result, {"model": registry.label("sghm")}, shown)
     empty = any(n.lower().startswith("no person") for n in result.notices)
     msg = ("⚠ **No person found** in this photo." if empty
-           else f"✓ Matted in {shown:.1f} s. **Preparing full-size downloads…**") + notice_text(_said(s.notices))
+           else f"✓ Matted in {shown:.1f} s. **Preparing full-size downloads…**")
+    msg += P.notice_text(P.repeated([*s.notices, *bg_notices]))
     return (msg, s, ON, OFF, SHOW, mask, alpha, comp, *no_downloads(), info)
 
 

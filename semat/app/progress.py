@@ -7,6 +7,7 @@ per-megapixel times are measured on every run (process-wide, a moving average), 
 object of a run already has an estimate, and the run's own pace takes over once one object is done.
 On ZeroGPU the model runs in another process; the one GPU call is a generator whose items carry
 the same messages across (:mod:`semat.app.zerogpu`), so the status line is the same there.
+A run's notices end its status lines (:func:`notice_text`), not only a toast.
 """
 
 from __future__ import annotations
@@ -22,6 +23,22 @@ from semat.settings import Settings
 
 #: the pipeline's per-object message (semat.pipeline.matting): "Matting object 2 of 5..."
 OBJECT_RE = re.compile(r"^Matting object (\d+) of (\d+)")
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~"})
+
+
+def notice_text(notices: list[str]) -> str:
+    """Notices as the end of a status line: " ℹ️ a · b" ("" when there are none); a file name's
+    ``_`` or ``*`` stays literal."""
+    if not notices:
+        return ""
+    return " ℹ️ " + " · ".join(n.strip().rstrip(".").translate(_MD_SPECIAL) + "." for n in notices)
+
+
+def repeated(notices: list[str]) -> list[str]:
+    """Notices a status line repeats (not "No person found": the line says it already)."""
+    return [n for n in notices if not n.lower().startswith("no person")]
 
 
 class StageClock:
