@@ -205,7 +205,8 @@ def _gpu_human(image):
 def gpu_matte(image: np.ndarray, prompt: Prompt, variant: str, selected: list[int] | None = None,
               max_objects: int | None = None, progress: Any = None) -> MatteResult:
     """``progress(fraction, message)`` hears the pipeline's stages as they happen (on ZeroGPU too:
-    they are items of the one GPU call's generator)."""
+    they are items of the one GPU call's generator). Off ZeroGPU the pipeline is called here
+    directly: the decorator is a no-op there, and the result needs no packing for a pickle."""
     if on_zero_gpu():
         check_quota(_dur_matte(image, prompt, variant, selected, max_objects))
         packed = None
