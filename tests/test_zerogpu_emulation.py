@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 SCRIPT = r"""
-import json, os, time
+import inspect, json, os, time
 t0 = time.perf_counter()
 import app  # imports spaces first, preloads (SEMAT_PRELOAD=all), builds the demo
 import torch
@@ -38,6 +38,7 @@ zt.pack()
 packed = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.environ["ZEROGPU_OFFLOAD_DIR"]) for f in fs)
 print("RESULT " + json.dumps({"zero_gpu": on_zero_gpu(), "cuda": torch.cuda.is_available(), "devices": devices,
       "unavailable": SERVICES.unavailable, "demo": type(app.demo).__name__, "wrapped": _gpu_matte.__module__,
+      "streams": inspect.isgeneratorfunction(_gpu_matte) and hasattr(_gpu_matte, "zerogpu"),
       "packed_bytes": packed, "import_s": round(import_s, 1),
       "model_concurrency": sorted({fn.concurrency_limit for fn in app.demo.fns.values() if fn.concurrency_id == "models"})}))
 """
@@ -70,5 +71,6 @@ def test_app_imports_preloads_and_packs_under_zerogpu_emulation(tmp_path: Path) 
     assert res["zero_gpu"] and res["cuda"]
     assert res["devices"] == {"hq-sam": "cuda", "sam": "cuda", "sam2": "cuda", "detector": "cuda", "human": "cuda"}
     assert res["unavailable"] == {} and res["demo"] == "Blocks"
+    assert res["streams"], "the matte call is wrapped as a ZeroGPU generator (its stages cross as items)"
     assert res["packed_bytes"] > 1_000_000  # every preloaded model's tensors were packed
     assert res["model_concurrency"] == [ZERO_GPU_CONCURRENCY]  # model events run side by side on ZeroGPU

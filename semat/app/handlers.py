@@ -4,7 +4,9 @@ Every user action is one chain (wired in :mod:`semat.app.layout`): a light ``beg
 status line says what runs, the buttons turn busy), the model step (exactly one GPU call, then
 only previews), and a background step that writes the full-size downloads. Failures never
 raise: :func:`inline` turns them into a message in the status line that stays until the next
-action, and gives the buttons back. Notices (downscaled photo, box limit, …) stay toasts.
+action, and gives the buttons back. Notices (downscaled photo, clipped box, …) are toasts and are
+also written into the status line ("✓ Done. … ℹ️ …"), where the eye is; on a phone the page hides
+the notice toasts, which would cover the result (:data:`semat.app.layout.PHONE_TOASTS_HEAD`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ SHOW = gr.update(visible=True)  # the result column, once there is a result
 N_DOWNLOADS = 4  # RGBA, alpha, composite, ZIP
 
 
-def notify(notices: list[str]) -> None:
+def notify(notices: list[str]) -> str:
+    """Each notice as a toast; returns the status line's copy of them (:func:`progress.notice_text`)."""
     for n in notices:
         gr.Info(n, duration=8)
+    return P.notice_text(notices)
 
 
 def error_text(exc: BaseException) -> str:
@@ -106,10 +110,10 @@ def _shown(s: TabSession) -> dict[str, Any]:
 def cut_upload(s, evt: gr.EventData):
     """A photo dropped on (or opened in) the canvas: the working image, shown as a preview."""
     s = TabSession()
-    notices = load_into(s, str(C.uploaded_path(evt)))
-    notify(notices)
-    return (_shown(s), f"Loaded **{s.name}** ({s.image.shape[1]}×{s.image.shape[0]}). Drag a box, click the "
-            "object, or type what to cut out and press **Detect** or **Matte**.", s, "", "", *cleared_results())
+    s.notices = load_into(s, str(C.uploaded_path(evt)))  # repeated with this image's first result
+    said = notify(s.notices)
+    return (_shown(s), f"Loaded **{s.name}** ({s.image.shape[1]}×{s.image.shape[0]}).{said} Drag a box, click "
+            "the object, or type what to cut out and press **Detect** or **Matte**.", s, "", "", *cleared_results())
 
 
 @inline(14, 1)
@@ -118,8 +122,8 @@ def cut_example(path, s):
     s = TabSession()
     if not path:
         raise user_error("That example's photo is missing.", "No example")
-    notify(load_into(s, path))
-    return _shown(s), "Example loaded; matting…", s, "", "", *cleared_results()
+    s.notices = load_into(s, path)  # said with the result the example's Matte brings
+    return _shown(s), f"Example loaded; matting…{notify(s.notices)}", s, "", "", *cleared_results()
 
 
 @inline(2, 1)
@@ -255,9 +259,10 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     result = yield from P.streamed(lambda cb: gpu_matte(image, prompt, variant, selected, progress=cb),
                                    lambda text: (SKIP, text, *[SKIP] * 13), stages)
     stages.finish(n_objects=sum(not o.cached for o in result.objects))
-    notify(bg_notices + list(result.notices))
+    loaded = s.notices if s.result is None else []  # a fresh image: its loading's notices too
+    said = notify(bg_notices + list(result.notices))
     s.reset_outputs()
-    s.result = result
+    s.result, s.notices = result, [*loaded, *result.notices]  # the background's: from its controls, each time
     if mapping is None:  # the reply draws the run's detections (ticked = matted) and the user's boxes
         s.detections = list(result.detections)
         s.detect_key = (s.image_sha, prompt.text, float(box_threshold), float(text_threshold))
@@ -274,7 +279,7 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     n = len(result.objects)
     info = info_markdown(result, {"model": registry.label(variant), "objects": n}, shown)
     msg = (f"✓ {n} object{'s' if n != 1 else ''} matted in {shown:.1f} s. **Preparing full-size downloads…**"
-           f"{P.downloads_eta(stages.mp)}")
+           f"{P.downloads_eta(stages.mp)}{P.notice_text(loaded)}{said}")
     yield (new, msg, s, ON, ON, OFF, SHOW, alpha, comp, _legend(s, result), *no_downloads(), info)
 
 
@@ -287,7 +292,7 @@ def prepare_downloads(bg_mode, colour, bg_image, blur, s):
         return (*[SKIP] * N_DOWNLOADS, SKIP, SKIP)
     try:
         t0 = time.perf_counter()
-        background, bg_array, _ = ui_background(bg_mode, colour, bg_image, blur)
+        background, bg_array, bg_notices = ui_background(bg_mode, colour, bg_image, blur)
         had_fg = s.preview_fg is not None
         files = download_files(s, background, bg_array)
         comp = SKIP if had_fg else previews(s, background, bg_array)[2]
@@ -300,7 +305,8 @@ def prepare_downloads(bg_mode, colour, bg_image, blur, s):
         return (*[SKIP] * N_DOWNLOADS, SKIP, SKIP)
     dl = [gr.update(value=files[k], interactive=True) for k in ("rgba", "alpha", "composite", "zip")]
     what = "all objects" if s.view is None else f"object {s.view + 1}"
-    return (*dl, comp, f"✓ **Done.** Downloads of {what} are ready (full size, made in {seconds:.1f} s).")
+    return (*dl, comp, f"✓ **Done.** Downloads of {what} are ready (full size, made in {seconds:.1f} s)."
+            f"{P.notice_text(P.repeated([*s.notices, *bg_notices]))}")
 
 
 def _show_view(s: TabSession, view: int | None, bg: tuple) -> tuple:
@@ -361,7 +367,8 @@ def recomposite_as(mode: str | None):
             gr.Warning(n)
         from semat.app.render import composite_preview
 
-        return bg_mode, composite_preview(s, background, bg_array), gr.update(interactive=False), ""
+        comp = composite_preview(s, background, bg_array)
+        return bg_mode, comp, gr.update(interactive=False), P.notice_text(notices)
 
     handler.__name__ = f"recomposite_{(mode or 'mode').lower()}"
     return handler
@@ -380,7 +387,7 @@ def human_run(path, bg_mode, colour, bg_image, blur, s):
     result = gpu_human(image)
     notify(bg_notices + list(result.notices))
     s.reset_outputs()
-    s.result = result
+    s.result, s.notices = result, [*notices, *result.notices]
     mask, alpha, comp = previews(s, background, bg_array, with_mask=True)
     shown = time.perf_counter() - t0
     s.last_seconds = shown
@@ -388,6 +395,7 @@ def human_run(path, bg_mode, colour, bg_image, blur, s):
     empty = any(n.lower().startswith("no person") for n in result.notices)
     msg = ("⚠ **No person found** in this photo." if empty
            else f"✓ Matted in {shown:.1f} s. **Preparing full-size downloads…**")
+    msg += P.notice_text(P.repeated([*s.notices, *bg_notices]))
     return (msg, s, ON, OFF, SHOW, mask, alpha, comp, *no_downloads(), info)
 
 

@@ -83,6 +83,18 @@ NO_MCP_HEAD = """<script>(() => { const f = window.fetch.bind(window);
         {status: 404, headers: {'content-type': 'application/json'}})); }
     return f(input, init); }; })();</script>"""
 
+#: A phone shows the result full-screen once the page scrolls to it, so a notice toast (Gradio's
+#: ``.toast-body.info``/``.warning`` in a fixed ``.toast-wrap``) would cover its top for 8 s. Every
+#: notice is also in the status line, so at phone width those toasts are not shown; error toasts
+#: (an upload refused before any handler runs) still are. In ``head``: the toasts are outside
+#: what ``css=`` reaches once Gradio scopes it.
+PHONE_TOASTS_HEAD = """<style>@media (max-width: 640px) {
+  .toast-item:has(> .toast-body.info), .toast-item:has(> .toast-body.warning),
+  .toast-body.info, .toast-body.warning {display:none !important}}</style>"""
+
+#: everything ``launch`` puts in the page's <head>
+HEAD = NO_MCP_HEAD + PHONE_TOASTS_HEAD
+
 CLEAR_CANVAS_BUSY_JS = """() => { document.querySelectorAll('.pc-busy').forEach((b) => { b.hidden = true; });
   const st = document.querySelector('#cut-status'); if (st) st.style.minHeight = '';
   if (matchMedia('(pointer: fine)').matches) {
@@ -360,7 +372,7 @@ def launch(demo: gr.Blocks | None = None, **kwargs: Any) -> None:
     demo = demo or build_demo()
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("js", FIELDS_JS)
-    kwargs.setdefault("head", NO_MCP_HEAD)
+    kwargs.setdefault("head", HEAD)
     kwargs.setdefault("show_error", True)
     kwargs.setdefault("max_file_size", s.max_upload)
     kwargs.setdefault("state_session_capacity", s.session_capacity)

@@ -5,25 +5,40 @@ The model call runs in a worker thread; its progress callback queues the pipelin
 the handler (a generator) yields each one to the status line as it arrives. Per-object and
 per-megapixel times are measured on every run (process-wide, a moving average), so the first
 object of a run already has an estimate, and the run's own pace takes over once one object is done.
-On ZeroGPU the model call runs in another process that cannot call back: the status line then
-keeps the begin step's text ("Matting…", with the last run's time).
+On ZeroGPU the model runs in another process; the one GPU call is a generator whose items carry
+the same messages across (:mod:`semat.app.zerogpu`), so the status line is the same there.
+A run's notices end its status lines (:func:`notice_text`), not only a toast.
 """
 
 from __future__ import annotations
 
-import contextvars
-import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from semat.app.zerogpu import on_zero_gpu
+from semat.app.zerogpu import stages
 from semat.settings import Settings
 
 #: the pipeline's per-object message (semat.pipeline.matting): "Matting object 2 of 5..."
 OBJECT_RE = re.compile(r"^Matting object (\d+) of (\d+)")
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~"})
+
+
+def notice_text(notices: list[str]) -> str:
+    """Notices as the end of a status line: " ℹ️ a · b" ("" when there are none); a file name's
+    ``_`` or ``*`` stays literal."""
+    if not notices:
+        return ""
+    return " ℹ️ " + " · ".join(n.strip().rstrip(".").translate(_MD_SPECIAL) + "." for n in notices)
+
+
+def repeated(notices: list[str]) -> list[str]:
+    """Notices a status line repeats (not "No person found": the line says it already)."""
+    return [n for n in notices if not n.lower().startswith("no person")]
 
 
 class StageClock:
@@ -100,35 +115,23 @@ def _test_delay() -> float:
     return float(s.canvas_demo_delay) if s.test_models else 0.0
 
 
-def streamed(call: Callable[[Callable[[float, str], None] | None], Any], row: Callable[[str], tuple],
+def streamed(call: Callable[[Callable[[float, str], None]], Any], row: Callable[[str], tuple],
              progress: RunProgress) -> Generator[tuple, None, Any]:
     """Run ``call(progress_callback)`` in a worker thread and yield ``row(status text)`` for each
     stage it reports; return its result (or raise its exception)."""
-    if on_zero_gpu():  # the GPU worker is another process: no callback crosses
-        return call(None)
-    messages: queue.Queue[str | None] = queue.Queue()
-    out: dict[str, Any] = {}
     delay = _test_delay()
 
-    def report(_frac: float, message: str) -> None:
-        messages.put(message)
-        if delay and OBJECT_RE.search(message):
-            time.sleep(delay)
+    def slowed(report: Callable[[float, str], None]) -> Any:
+        def hear(frac: float, message: str) -> None:
+            report(frac, message)
+            if delay and OBJECT_RE.search(message):
+                time.sleep(delay)
+        return call(hear if delay else report)
 
-    def work() -> None:
+    it = stages(slowed)
+    while True:
         try:
-            out["value"] = call(report)
-        except BaseException as exc:  # re-raised in the handler's thread
-            out["error"] = exc
-        finally:
-            messages.put(None)
-
-    ctx = contextvars.copy_context()  # the request's context (ZeroGPU reads its token from it)
-    worker = threading.Thread(target=ctx.run, args=(work,), daemon=True, name="semat-matte")
-    worker.start()
-    while (message := messages.get()) is not None:
+            _, _, message = next(it)
+        except StopIteration as stop:
+            return stop.value
         yield row(progress.text(message))
-    worker.join()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]

@@ -53,6 +53,7 @@ class TabSession:
     files: dict[tuple, str] = field(default_factory=dict)  # (kind, view, background) -> full-size file
     token: int = 0  # bumped by every new result, so a late background job can tell it is stale
     last_seconds: float | None = None  # time of the last Matte, for the status line's estimate
+    notices: list[str] = field(default_factory=list)  # the result's notices (a fresh image: its loading's)
 
     def reset_outputs(self) -> None:
         self.result, self.foreground, self.alpha_sha = None, None, None

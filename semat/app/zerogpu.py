@@ -5,6 +5,11 @@ ZeroGPU they run in a forked worker and their arguments and results cross the pr
 by pickle, so results travel compact (uint16 alphas, no copy of the input image) and are
 expanded again here. Outside ZeroGPU the decorator is a no-op (CPU, plain CUDA).
 
+The matte call is a generator: in the worker it runs the pipeline and yields each stage it reports
+(``("stage", fraction, message)``, e.g. "Matting object 2 of 5...") as it happens, then
+``("result", compact result)``; ``spaces`` pickles every item across as it is yielded, so the
+status line shows the same per-object stages and ETA on ZeroGPU as off it.
+
 Each user action is exactly one call: Text-tab Matte sends the reviewed detections with the
 prompt (no second detector run in the worker), Matte without Detect detects and mattes in the
 same call. Durations come from the request (megapixels × objects × model), times the platform's
@@ -14,15 +19,18 @@ up front with a message saying what to shrink.
 
 from __future__ import annotations
 
+import contextvars
 import math
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from semat.app.services import SERVICES
-from semat.errors import InputError
+from semat.errors import InputError, ModelError
 from semat.pipeline import MatteResult, ObjectResult, Prompt
 from semat.settings import zero_gpu_mode
 
@@ -88,7 +96,7 @@ def _objects(prompt: Prompt, selected: list[int] | None, max_objects: int | None
     return max(1, n + len(prompt.boxes) + (1 if prompt.points else 0))
 
 
-def _dur_matte(image, prompt, variant, selected=None, max_objects=None, progress=None) -> int:
+def _dur_matte(image, prompt, variant, selected=None, max_objects=None, with_stages=False) -> int:
     detect = bool(prompt.text and not prompt.detections)
     return gpu_seconds(_mp(image), _objects(prompt, selected, max_objects), variant, detection=detect)
 
@@ -130,11 +138,53 @@ def _f32(a: np.ndarray) -> np.ndarray:
 # Module-level, picklable arguments only (ZeroGPU forks a worker and pickles them).
 
 
+def stages(call: Callable[[Callable[[float, str], None]], Any], join_on_close: bool = False
+           ) -> Generator[tuple, None, Any]:
+    """Run ``call(report)`` in a thread and yield ``("stage", fraction, message)`` for each
+    ``report(fraction, message)`` as it comes; return ``call``'s value (or raise its exception).
+    Closed early (a cancelled run) it leaves ``call`` to finish in its thread, or with
+    ``join_on_close`` waits for it (the GPU worker: the next call must not overlap the model)."""
+    items: queue.Queue[tuple | None] = queue.Queue()
+    out: dict[str, Any] = {}
+
+    def report(frac: float, message: str) -> None:
+        items.put(("stage", float(frac), str(message)))
+
+    def work() -> None:
+        try:
+            out["value"] = call(report)
+        except BaseException as exc:  # re-raised in the caller's thread
+            out["error"] = exc
+        finally:
+            items.put(None)
+
+    ctx = contextvars.copy_context()  # the caller's context (ZeroGPU reads the request from it)
+    worker = threading.Thread(target=ctx.run, args=(work,), daemon=True, name="semat-stages")
+    worker.start()
+    try:
+        while (item := items.get()) is not None:
+            yield item
+    except GeneratorExit:
+        if join_on_close:
+            worker.join()
+        raise
+    worker.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 @gpu_function(_dur_matte)
-def _gpu_matte(image, prompt, variant, selected=None, max_objects=None, progress=None):
-    result = SERVICES.pipeline().run(image, prompt, variant=variant, selected=selected, max_objects=max_objects,
-                                     progress=progress)
-    return compact(result) if on_zero_gpu() else result
+def _gpu_matte(image, prompt, variant, selected=None, max_objects=None, with_stages=False):
+    """The pipeline's stages as ``("stage", fraction, message)`` while it runs (``with_stages``:
+    a listener waits for them, so objects are matted one call each), then ``("result", compact
+    result)``; on ZeroGPU each item is pickled across as it is yielded."""
+    def run(report):
+        return SERVICES.pipeline().run(image, prompt, variant=variant, selected=selected, max_objects=max_objects,
+                                       progress=report if with_stages else None)
+
+    result = yield from stages(run, join_on_close=True)
+    yield ("result", compact(result))
 
 
 @gpu_function(_dur_detect)
@@ -154,11 +204,23 @@ def _gpu_human(image):
 # Counted here, in the serving process (on ZeroGPU the functions above run in a worker).
 def gpu_matte(image: np.ndarray, prompt: Prompt, variant: str, selected: list[int] | None = None,
               max_objects: int | None = None, progress: Any = None) -> MatteResult:
-    """``progress(fraction, message)`` hears the pipeline's stages (not on ZeroGPU: another process)."""
+    """``progress(fraction, message)`` hears the pipeline's stages as they happen (on ZeroGPU too:
+    they are items of the one GPU call's generator). Off ZeroGPU the pipeline is called here
+    directly: the decorator is a no-op there, and the result needs no packing for a pickle."""
     if on_zero_gpu():
         check_quota(_dur_matte(image, prompt, variant, selected, max_objects))
-        progress = None
-    result = expand(_gpu_matte(image, prompt, variant, selected, max_objects, progress), image)
+        packed = None
+        for kind, *item in _gpu_matte(image, prompt, variant, selected, max_objects, progress is not None):
+            if kind == "stage" and progress is not None:
+                progress(*item)
+            elif kind == "result":
+                packed = item[0]
+        if packed is None:
+            raise ModelError("the GPU worker ended without a result; try again")
+        result = expand(packed, image)
+    else:
+        result = SERVICES.pipeline().run(image, prompt, variant=variant, selected=selected, max_objects=max_objects,
+                                         progress=progress)
     SERVICES.record("matte", result)
     return result
 
