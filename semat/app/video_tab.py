@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 
 from semat.app.services import SERVICES
-from semat.app.zerogpu import SECONDS_PER_OBJECT, check_quota, gpu_function, on_zero_gpu
+from semat.app.zerogpu import (
+    SECONDS_PER_OBJECT,
+    check_quota,
+    errors_as_values,
+    gpu_function,
+    on_zero_gpu,
+    raised,
+)
 from semat.errors import InputError
 
 __all__ = ["CHUNK_SECONDS", "MODES", "VideoState", "chunk_seconds", "first_frame", "matte_clip", "video_tab"]
@@ -86,6 +93,7 @@ def _chunk_duration(frames: list[np.ndarray], tracker: Any, variant: str | None 
 
 
 @gpu_function(_chunk_duration)
+@errors_as_values
 def _gpu_chunk(frames: list[np.ndarray], tracker: Any, variant: str | None = None) -> tuple[np.ndarray, Any]:
     """One model call: the uint16 alphas of ``frames`` (``[N,H,W]``) and the tracker after them
     (``tracker`` None: SGHM Auto human on each frame)."""
@@ -259,7 +267,7 @@ def _run_chunk(frames: list[np.ndarray], tracker: Any, variant: str, work: Path,
                state: VideoState) -> Any:
     if on_zero_gpu():
         check_quota(_chunk_duration(frames, tracker, variant))
-    alphas, tracker = _gpu_chunk(frames, tracker, variant)
+    alphas, tracker = raised(_gpu_chunk(frames, tracker, variant))
     path = work / f"chunk_{len(chunks):05d}.npy"
     np.save(path, alphas)
     chunks.append(path)

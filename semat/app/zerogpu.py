@@ -20,6 +20,7 @@ up front with a message saying what to shrink.
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 import queue
 import threading
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from semat.app.services import SERVICES
-from semat.errors import InputError, ModelError
+from semat.errors import InputError, ModelError, SematError
 from semat.pipeline import MatteResult, ObjectResult, Prompt
 from semat.settings import zero_gpu_mode
 
@@ -134,6 +135,51 @@ def _f32(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) / 65535.0 if a.dtype == np.uint16 else a
 
 
+# ------------------------------------------------------------------ errors across the worker
+
+
+class WorkerError:
+    """A :class:`SematError` raised in the GPU worker, carried back as a value.
+
+    ``spaces`` re-raises only ``gr.Error`` from its worker; any other exception reaches the caller
+    as "ZeroGPU worker error: <ClassName>", so "Nothing found for 'cat'" or "image too large"
+    would lose their message, and callers that catch by class (the Batch tab's per-photo
+    ``NoDetectionError``) would see a different class. The envelope keeps the class, its args and
+    its attributes (built again without calling a custom ``__init__``)."""
+
+    def __init__(self, exc: SematError) -> None:
+        self.cls, self.args, self.state = type(exc), exc.args, dict(vars(exc))
+
+    def rebuild(self) -> SematError:
+        exc = self.cls.__new__(self.cls)
+        Exception.__init__(exc, *self.args)
+        exc.__dict__.update(self.state)
+        return exc
+
+
+def errors_as_values(fn: Callable) -> Callable:
+    """On ZeroGPU, ``fn`` returns a :class:`WorkerError` instead of raising a ``SematError``
+    (undo with :func:`raised`). Regular functions only."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SematError as exc:
+            if not on_zero_gpu():
+                raise
+            return WorkerError(exc)
+
+    return wrapper
+
+
+def raised(value: Any) -> Any:
+    """``value``, or the error it carries raised again (see :class:`WorkerError`)."""
+    if isinstance(value, WorkerError):
+        raise value.rebuild()
+    return value
+
+
 # ------------------------------------------------------------------------- GPU entry points
 # Module-level, picklable arguments only (ZeroGPU forks a worker and pickles them).
 
@@ -183,11 +229,16 @@ def _gpu_matte(image, prompt, variant, selected=None, max_objects=None, with_sta
         return SERVICES.pipeline().run(image, prompt, variant=variant, selected=selected, max_objects=max_objects,
                                        progress=report if with_stages else None)
 
-    result = yield from stages(run, join_on_close=True)
+    try:
+        result = yield from stages(run, join_on_close=True)
+    except SematError as exc:  # a message for the user: as a value (see WorkerError)
+        yield ("error", WorkerError(exc))
+        return
     yield ("result", compact(result))
 
 
 @gpu_function(_dur_detect)
+@errors_as_values
 def _gpu_detect(image, text, box_threshold, text_threshold):
     pipe = SERVICES.pipeline()
     before = pipe.detector_forwards
@@ -196,6 +247,7 @@ def _gpu_detect(image, text, box_threshold, text_threshold):
 
 
 @gpu_function(_dur_human)
+@errors_as_values
 def _gpu_human(image):
     result = SERVICES.pipeline().matte_human(image)
     return compact(result) if on_zero_gpu() else result
@@ -213,6 +265,8 @@ def gpu_matte(image: np.ndarray, prompt: Prompt, variant: str, selected: list[in
         for kind, *item in _gpu_matte(image, prompt, variant, selected, max_objects, progress is not None):
             if kind == "stage" and progress is not None:
                 progress(*item)
+            elif kind == "error":
+                raise item[0].rebuild()
             elif kind == "result":
                 packed = item[0]
         if packed is None:
@@ -226,12 +280,12 @@ def gpu_matte(image: np.ndarray, prompt: Prompt, variant: str, selected: list[in
 
 
 def gpu_detect(image: np.ndarray, text: str, box_threshold: float, text_threshold: float) -> list[Any]:
-    dets, forwards = _gpu_detect(image, text, float(box_threshold), float(text_threshold))
+    dets, forwards = raised(_gpu_detect(image, text, float(box_threshold), float(text_threshold)))
     SERVICES.record("detect", detector_forwards=forwards)
     return list(dets)
 
 
 def gpu_human(image: np.ndarray) -> MatteResult:
-    result = expand(_gpu_human(image), image)
+    result = expand(raised(_gpu_human(image)), image)
     SERVICES.record("human", result)
     return result

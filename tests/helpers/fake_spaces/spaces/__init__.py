@@ -9,7 +9,8 @@ so the app takes its ZeroGPU code paths (compact results, quota check) on CPU.
 A generator function is wrapped the way ``spaces.zero.wrappers.generator_function_wrapper``
 does: the call is still one scheduled GPU call, the generator runs elsewhere (here a thread,
 there a forked worker) and each item it yields is pickled across and yielded as it comes;
-closing the wrapper early stops the generator at its next item.
+closing the wrapper early stops the generator at its next item. An exception from the worker
+arrives as the real wrapper delivers it: only ``gr.Error`` keeps its message.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ import threading
 
 def _across(value):
     return pickle.loads(pickle.dumps(value))  # arguments and results cross a process boundary on ZeroGPU
+
+
+def _worker_error(exc: Exception) -> Exception:
+    """What the real wrapper raises for an exception from its worker: a ``gr.Error`` passes as it
+    is, any other becomes ``gr.Error("<ClassName>", title="ZeroGPU worker error")`` (message lost)."""
+    import gradio as gr
+
+    if isinstance(exc, gr.Error):
+        return exc
+    return gr.Error(type(exc).__name__, title="ZeroGPU worker error")
 
 
 def _log(f, seconds) -> None:
@@ -58,7 +69,7 @@ def _generator(f, duration):
             if kind == "end":
                 return
             if kind == "error":
-                raise value
+                raise _worker_error(value)
             try:
                 yield pickle.loads(value)
             except GeneratorExit:
@@ -78,7 +89,11 @@ def GPU(fn=None, *, duration=60):
             seconds = duration(*args, **kwargs) if callable(duration) else duration
             _log(f, seconds)
             args, kwargs = _across((args, kwargs))
-            return _across(f(*args, **kwargs))
+            try:
+                value = f(*args, **kwargs)
+            except Exception as exc:
+                raise _worker_error(exc) from None
+            return _across(value)
 
         return call
 
