@@ -61,8 +61,12 @@ def run_size(pg, path: Path, w: int, h: int, i: int) -> dict[str, float]:
     pg.locator("#cut-canvas .pc-file-input").set_input_files(str(path))
     pg.wait_for_function("vb => document.querySelector('#cut-canvas .pc-svg').getAttribute('viewBox') === vb",
                          arg=f"0 0 {w} {h}", timeout=120_000)
+    _wait_status(pg, f"Loaded {path.name}", 120)  # the server has it (and has cleared the old prompt)
     d = 0.01 * (i % 10)  # a new box every run: no cache hit
     box = [round(w * (0.2 + d)), round(h * (0.15 + d)), round(w * (0.7 + d)), round(h * (0.85 - d))]
+    from test_ui_browser import keyboard
+
+    keyboard(pg)  # the typed-box fields are folded under "Boxes and points as text"
     field = pg.locator("#cut-boxes textarea")
     field.fill(", ".join(map(str, box)))
     field.press("Enter")
@@ -125,7 +129,7 @@ def main() -> None:
             b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                   args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
             pg = b.new_page(viewport={"width": 1400, "height": 1000})
-            pg.set_default_timeout(600_000)
+            pg.set_default_timeout(180_000)
             pg.goto(url)
             pg.wait_for_selector("#cut-canvas .pc-root")
             warm = _photo(320, 240, folder)
