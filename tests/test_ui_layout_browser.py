@@ -168,6 +168,14 @@ def test_phone_scrolls_to_the_result_after_an_example_and_after_a_run(phone):
     assert in_view(pg, "#cut-dl-rgba"), rect(pg, "#cut-dl-rgba")
 
 
+def assert_stages_in_order(seen: list[str]) -> None:
+    """The status lines of a three-object Matte went through every stage, in order."""
+    stages = [next((i for i, t in enumerate(seen) if re.search(p, t)), None)
+              for p in (r"^Matting object 1 of 3…", r"^Matting object 2 of 3…", r"^Matting object 3 of 3…",
+                        r"matted in .*Preparing full-size downloads", r"Done\.")]
+    assert None not in stages and stages == sorted(stages), seen
+
+
 def _three_objects(pg, inset: float) -> list[str]:
     if not pg.locator("#cut-canvas [data-act='clear']").is_disabled():
         pg.click("#cut-canvas [data-act='clear']")
@@ -185,10 +193,7 @@ def test_status_line_names_each_object_with_an_eta(desktop):
     open_image(pg, EXAMPLES / "coffee.jpg")
     for inset in (0.0, 0.02):  # the second run has the first's measured times: an ETA from object 1 on
         seen = _three_objects(pg, inset)
-        stages = [next((i for i, t in enumerate(seen) if re.search(p, t)), None)
-                  for p in (r"^Matting object 1 of 3…", r"^Matting object 2 of 3…", r"^Matting object 3 of 3…",
-                            r"matted in .*Preparing full-size downloads", r"Done\.")]
-        assert None not in stages and stages == sorted(stages), seen
+        assert_stages_in_order(seen)
     etas = [t for t in seen if re.search(r"^Matting object \d of 3…\s*About \d+ s left\.", t)]
     assert len(etas) == 3, seen
     first = int(re.search(r"About (\d+) s", etas[0]).group(1))

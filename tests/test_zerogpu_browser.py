@@ -14,7 +14,7 @@ import pytest
 import test_ui_browser as ui
 from helpers.app_server import start_app
 from test_ui_browser import CHROMIUM, EXAMPLES, open_image
-from test_ui_layout_browser import DESKTOP, _three_objects
+from test_ui_layout_browser import DESKTOP, _three_objects, assert_stages_in_order
 
 browser = ui.browser
 
@@ -44,10 +44,7 @@ def test_status_line_names_each_object_on_zero_gpu(server, browser):
             seen = _three_objects(pg, inset)
             calls = server.gpu_log.read_text().splitlines()[len(before):]
             assert [c.split()[0] for c in calls] == ["_gpu_matte"], calls  # one GPU call per Matte
-            stages = [next((i for i, t in enumerate(seen) if re.search(p, t)), None)
-                      for p in (r"^Matting object 1 of 3…", r"^Matting object 2 of 3…", r"^Matting object 3 of 3…",
-                                r"matted in .*Preparing full-size downloads", r"Done\.")]
-            assert None not in stages and stages == sorted(stages), seen
+            assert_stages_in_order(seen)
         etas = [t for t in seen if re.search(r"^Matting object \d of 3…\s*About \d+ s left\.", t)]
         assert len(etas) == 3, seen
     finally:

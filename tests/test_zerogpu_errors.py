@@ -8,28 +8,19 @@ instead of carrying it back as a value (:class:`semat.app.zerogpu.WorkerError`).
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.fake_spaces_module import fake_spaces
 
 from semat.app import zerogpu as Z
 from semat.errors import InputError, NoDetectionError
 from semat.pipeline import Prompt
 
-FAKE = Path(__file__).parent / "helpers" / "fake_spaces" / "spaces" / "__init__.py"
 RAW = {"_gpu_matte": Z._gpu_matte, "_gpu_detect": Z._gpu_detect, "_gpu_human": Z._gpu_human}
 DURATIONS = {"_gpu_matte": Z._dur_matte, "_gpu_detect": Z._dur_detect, "_gpu_human": Z._dur_human}
 
-
-def _fake_spaces():
-    spec = importlib.util.spec_from_file_location("fake_spaces_for_errors", FAKE)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -37,7 +28,7 @@ def zero_gpu(monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_SPACES_LOG", str(tmp_path / "gpu_calls.log"))
     monkeypatch.setenv("SEMAT_TEST_MODELS", "tiny")
     monkeypatch.setattr(Z, "on_zero_gpu", lambda: True)
-    spaces = _fake_spaces()
+    spaces = fake_spaces("fake_spaces_for_errors")
     for name, fn in RAW.items():
         monkeypatch.setattr(Z, name, spaces.GPU(duration=DURATIONS[name])(fn))
     return spaces

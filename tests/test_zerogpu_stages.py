@@ -6,12 +6,12 @@ arguments and every yielded item pickled across, items yielded as they come.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.fake_spaces_module import fake_spaces
 
 from semat.app import handlers as H
 from semat.app import progress as P
@@ -19,16 +19,8 @@ from semat.app import zerogpu as Z
 from semat.app.session import TabSession
 from semat.pipeline import MatteResult, Prompt
 
-FAKE = Path(__file__).parent / "helpers" / "fake_spaces" / "spaces" / "__init__.py"
 RAW_MATTE = Z._gpu_matte  # undecorated here: the real spaces is a no-op off ZeroGPU
 
-
-def _fake_spaces():
-    spec = importlib.util.spec_from_file_location("fake_spaces_for_stages", FAKE)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def zero_gpu(monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_SPACES_LOG", str(log))
     monkeypatch.setenv("SEMAT_TEST_MODELS", "tiny")
     monkeypatch.setattr(Z, "on_zero_gpu", lambda: True)
-    monkeypatch.setattr(Z, "_gpu_matte", _fake_spaces().GPU(duration=Z._dur_matte)(RAW_MATTE))
+    monkeypatch.setattr(Z, "_gpu_matte", fake_spaces("fake_spaces_for_stages").GPU(duration=Z._dur_matte)(RAW_MATTE))
     return log
 
 
