@@ -14,7 +14,8 @@ from semat import compose
 from semat.app import canvas as C
 from semat.app import handlers as H
 from semat.app import render as R
-from semat.app.session import PREVIEW_SIDE, TabSession
+from semat.app import steps as S
+from semat.app.session import PREVIEW_SIDE, TabSession, check_run
 from semat.inference.detect import Detection
 from semat.pipeline import MatteResult, ObjectResult, Prompt
 
@@ -200,3 +201,81 @@ def test_a_streamed_run_yields_each_stage_then_returns(monkeypatch):
 
     with pytest.raises(ValueError, match="bad box"):
         list(P.streamed(boom, lambda t: (t,), P.RunProgress("sam", 1.0)))
+
+
+def _stop():
+    status, run, cancel, other = object(), object(), object(), object()
+    return S.Stop([status, run, cancel], "Cancelled.", S.ON, S.OFF), [other, status, run, cancel]
+
+
+def test_a_cancel_that_arrives_before_the_run_step_leaves_the_outputs_alone():
+    """Cancel comes on with begin's reply, and the browser sends the model step at the same time;
+    a Cancel that reaches the server first must still stop that step (CI saw a cancelled run go on)."""
+    s = _session()
+    stop, outputs = _stop()
+    calls = []
+
+    def step(value, s):
+        calls.append(value)
+        yield ("stage",)
+        yield ("done",)
+
+    S.begin("Matting")(s)
+    assert stop.press(s) == ("Cancelled.", S.ON, S.OFF)
+    guarded = stop.guard(step, outputs)
+    assert list(guarded("v", s)) == [(S.SKIP,) * 4] and calls == []
+    assert stop.guard(lambda s: "ran", outputs)(s) == (S.SKIP,) * 4
+    S.begin("Matting")(s)  # the next press runs as usual
+    assert list(guarded("v", s)) == [("stage",), ("done",)] and calls == ["v"]
+    assert stop.guard(lambda s: "ran", outputs)(s) == "ran"
+
+
+def test_a_cancel_while_the_step_runs_drops_its_later_stages_and_says_cancelled_again():
+    s = _session()
+    stop, outputs = _stop()
+    mutated = []
+    said = (S.SKIP, "Cancelled.", S.ON, S.OFF)
+
+    def step(s):
+        run = s.run
+        yield ("stage 1",)
+        stop.press(s)  # Cancel reaches the server while the model runs
+        yield ("stage 2",)
+        check_run(s, run)
+        mutated.append(True)
+        yield ("result",)
+
+    S.begin("Matting")(s)
+    assert list(stop.guard(step, outputs)(s)) == [("stage 1",), said] and not mutated
+
+    def plain(s):
+        run = s.run
+        stop.press(s)
+        check_run(s, run)
+        return "result"
+
+    S.begin("Matting")(s)
+    assert stop.guard(S.inline(4, 1)(plain), outputs)(s) == said, "inline lets Cancelled through"
+
+
+def test_a_streamed_model_call_notices_cancel_between_its_stages(monkeypatch):
+    """The status line must not wait for the next object to learn of a Cancel: streamed asks
+    every 0.2 s."""
+    from semat.app import progress as P
+    from semat.app.session import Cancelled
+
+    monkeypatch.setattr(P, "_test_delay", lambda: 0.0)
+    flag = {"stop": False}
+
+    def call(report):
+        report(0.1, "Matting object 1 of 2…")
+        time.sleep(1.5)
+        return "late"
+
+    gen = P.streamed(call, lambda text: (text,), P.RunProgress("sam", 1.0), stop=lambda: flag["stop"])
+    assert "object 1 of 2" in next(gen)[0]
+    flag["stop"] = True
+    t0 = time.perf_counter()
+    with pytest.raises(Cancelled):
+        next(gen)
+    assert time.perf_counter() - t0 < 0.6

@@ -3,7 +3,7 @@
 Every user action is one chain (wired in :mod:`semat.app.layout`): a light ``begin`` step (the
 status line says what runs, the buttons turn busy), the model step (exactly one GPU call, then
 only previews), and a background step that writes the full-size downloads. Failures never
-raise: :func:`inline` turns them into a message in the status line that stays until the next
+raise: :func:`semat.app.steps.inline` turns them into a message in the status line that stays until the next
 action, and gives the buttons back. Notices (downscaled photo, clipped box, …) are toasts and are
 also written into the status line ("✓ Done. … ℹ️ …"), where the eye is; on a phone the page hides
 the notice toasts, which would cover the result (:data:`semat.app.layout.PHONE_TOASTS_HEAD`).
@@ -11,10 +11,7 @@ the notice toasts, which would cover the result (:data:`semat.app.layout.PHONE_T
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
-from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -23,18 +20,24 @@ import numpy as np
 from semat import registry
 from semat.app import canvas as C
 from semat.app import progress as P
-from semat.app.errors import to_gr_error, user_error
+from semat.app.errors import user_error
 from semat.app.render import download_files, info_markdown, mask_preview, previews, ui_background
-from semat.app.session import TabSession, load_into, preview_of, resolve_image, session, working_image
+from semat.app.session import (
+    TabSession,
+    check_run,
+    load_into,
+    preview_of,
+    resolve_image,
+    session,
+    working_image,
+)
+from semat.app.steps import OFF, ON, SHOW, SKIP, error_text, inline
 from semat.app.zerogpu import gpu_detect, gpu_human, gpu_matte
 from semat.inference.detect import Detection
 from semat.pipeline import MatteResult, Prompt
 from semat.settings import Settings
 from semat.validate import check_boxes, check_points, check_text, parse_boxes, parse_points
 
-SKIP = gr.update()
-ON, OFF = gr.update(interactive=True), gr.update(interactive=False)
-SHOW = gr.update(visible=True)  # the result column, once there is a result
 N_DOWNLOADS = 4  # RGBA, alpha, composite, ZIP
 
 
@@ -43,49 +46,6 @@ def notify(notices: list[str]) -> str:
     for n in notices:
         gr.Info(n, duration=8)
     return P.notice_text(notices)
-
-
-def error_text(exc: BaseException) -> str:
-    err = exc if isinstance(exc, gr.Error) else to_gr_error(exc)
-    title = getattr(err, "title", None) or "Error"
-    return f"⚠ **{title}:** {err.message}"
-
-
-def inline(n: int, status: int, enable: tuple[int, ...] = (), disable: tuple[int, ...] = ()) -> Callable:
-    """A handler with ``n`` outputs whose failure shows as the ``status`` output (the other outputs
-    unchanged, the ``enable`` buttons usable again, the ``disable`` ones not)."""
-
-    def failed(exc: Exception) -> tuple:
-        out: list[Any] = [SKIP] * n
-        out[status] = error_text(exc)
-        for i in enable:
-            out[i] = ON
-        for i in disable:
-            out[i] = OFF
-        return tuple(out)
-
-    def wrap(fn: Callable) -> Callable:
-        if inspect.isgeneratorfunction(fn):  # a streamed handler (its status line follows the stages)
-            @functools.wraps(fn)
-            def stream(*args, **kwargs):
-                try:
-                    yield from fn(*args, **kwargs)
-                except Exception as exc:
-                    yield failed(exc)
-            return stream
-
-        @functools.wraps(fn)
-        def run(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                return failed(exc)
-        return run
-    return wrap
-
-
-def eta(s: TabSession) -> str:
-    return f" (about {s.last_seconds:.0f} s, like the last run)" if s.last_seconds and s.last_seconds >= 1 else ""
 
 
 def no_downloads() -> tuple:
@@ -204,25 +164,15 @@ def _with_detections(s: TabSession, value: Any, dets: list[Detection], ticked: l
     return v if mask is None else C.with_mask(v, mask)
 
 
-def begin(verb: str, buttons: int = 2):
-    """The light first step of a run: the status line says what runs; its ``buttons`` turn busy
-    and the Cancel button comes on."""
-
-    def start(s):
-        s = session(s)
-        return (f"**{verb}…**{eta(s) if verb.startswith('Matting') else ''}", *[OFF] * buttons, ON)
-
-    start.__name__ = f"begin_{verb.split()[0].lower()}"
-    return start
-
-
 @inline(6, 1, enable=(3, 4), disable=(5,))
 def cut_detect(value, boxes_text, points_text, text, box_threshold, text_threshold, s):
     s = session(s)
     image = working_image(s)
     value = C.canvas_from_text(value, boxes_text, points_text)  # typed but not applied yet
     text = check_text(text)
+    run = s.run
     dets = gpu_detect(image, text, float(box_threshold), float(text_threshold))
+    check_run(s, run)
     s.detections, s.detect_key = list(dets), (s.image_sha, text, float(box_threshold), float(text_threshold))
     limit = Settings.from_env().max_boxes
     new = _with_detections(s, value, s.detections, None)
@@ -250,6 +200,7 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     in the text fields and not applied yet (Matte clicked straight after typing) are applied first."""
     t0 = time.perf_counter()
     s = session(s)
+    run = s.run
     image = working_image(s)
     value = C.canvas_from_text(value, boxes_text, points_text)
     background, bg_array, bg_notices = ui_background(bg_mode, colour, bg_image, blur)  # fails before the GPU
@@ -257,7 +208,9 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     variant = registry.from_label(variant_label)
     stages = P.RunProgress(variant, image.shape[0] * image.shape[1] / 1e6)
     result = yield from P.streamed(lambda cb: gpu_matte(image, prompt, variant, selected, progress=cb),
-                                   lambda text: (SKIP, text, *[SKIP] * 13), stages)
+                                   lambda text: (SKIP, text, *[SKIP] * 13), stages,
+                                   stop=lambda: s.cancelled_run == run)
+    check_run(s, run)  # a Cancel while the model ran: the tab keeps what it shows
     stages.finish(n_objects=sum(not o.cached for o in result.objects))
     loaded = s.notices if s.result is None else []  # a fresh image: its loading's notices too
     said = notify(bg_notices + list(result.notices))
@@ -384,7 +337,9 @@ def human_run(path, bg_mode, colour, bg_image, blur, s):
     image, notices = resolve_image(s, path)
     notify(notices)
     background, bg_array, bg_notices = ui_background(bg_mode, colour, bg_image, blur)
+    run = s.run
     result = gpu_human(image)
+    check_run(s, run)
     notify(bg_notices + list(result.notices))
     s.reset_outputs()
     s.result, s.notices = result, [*notices, *result.notices]

@@ -14,6 +14,7 @@ import gradio as gr
 from semat import registry
 from semat.app import editor as L
 from semat.app import handlers as H
+from semat.app import steps as S
 from semat.app.api import named_endpoints
 from semat.app.batch_tab import batch_tab
 from semat.app.canvas import CANVAS_TO_TEXT_JS, PromptCanvas
@@ -280,27 +281,28 @@ def _cut_tab(examples: list, settings: Settings) -> None:
     matte_out = [canvas, status, state, run, detect, cancel, out.box, out.alpha, out.composite, out.objects,
                  *out.downloads, out.info]
     runs = []
+    stop = S.Stop(buttons, "Cancelled. The canvas keeps your boxes and points.", S.ON, S.ON, S.OFF)
 
     def matte_chain(begun):
-        m = begun.then(H.cut_matte, matte_in, matte_out, **_model_events(settings))
+        m = begun.then(stop.guard(H.cut_matte, matte_out), matte_in, matte_out, **_model_events(settings))
         m.then(None, js=reveal_js("cut"))
-        runs.extend([m, m.then(H.prepare_downloads, [*out.bg, state], follow, **COMPOSE)])
+        runs.extend([m, m.then(stop.guard(H.prepare_downloads, follow), [*out.bg, state], follow, **COMPOSE)])
 
     for trigger in (run.click, text.submit):
-        matte_chain(trigger(H.begin("Matting"), [state], buttons, **QUICK))
+        matte_chain(trigger(S.begin("Matting"), [state], buttons, **QUICK))
     if ex is not None:
         shown = ex.load_input_event.then(H.cut_example, [ex_img, state], loaded, **LIGHT)
-        matte_chain(shown.then(H.begin("Matting"), [state], buttons, **QUICK))
-    d = detect.click(H.begin("Detecting"), [state], buttons, **QUICK).then(
-        H.cut_detect, [canvas, boxes_tb, points_tb, text, box_thr, text_thr, state], [canvas, status, state, run, detect, cancel],
-        **_model_events(settings))
+        matte_chain(shown.then(S.begin("Matting"), [state], buttons, **QUICK))
+    detect_out = [canvas, status, state, run, detect, cancel]
+    d = detect.click(S.begin("Detecting"), [state], buttons, **QUICK).then(
+        stop.guard(H.cut_detect, detect_out), [canvas, boxes_tb, points_tb, text, box_thr, text_thr, state],
+        detect_out, **_model_events(settings))
     pick_out = [out.objects, out.alpha, out.composite, *out.downloads, status]
     for ev in (canvas.select(H.cut_select, [state, *out.bg], pick_out, **COMPOSE),
                out.objects.input(H.cut_pick, [out.objects, state, *out.bg], pick_out, **COMPOSE)):
         runs.append(ev.then(H.prepare_downloads, [*out.bg, state], follow, **COMPOSE))
     runs += _wire_backgrounds(out, state, status)
-    cancel.click(lambda: ("Cancelled. The canvas keeps your boxes and points.", H.ON, H.ON, H.OFF), None,
-                 buttons, cancels=[d, *runs], **QUICK)
+    cancel.click(stop.press, [state], buttons, cancels=[d, *runs], **QUICK)
 
 
 def _human_tab(examples: list, settings: Settings) -> None:
@@ -325,16 +327,17 @@ def _human_tab(examples: list, settings: Settings) -> None:
     outputs = [status, state, run, cancel, out.box, out.mask, out.alpha, out.composite, *out.downloads, out.info]
     follow = [*out.downloads, out.composite, status]
     runs = []
-    begin = H.begin("Matting people", buttons=1)
+    stop = S.Stop(buttons, "Cancelled.", S.ON, S.OFF)
+    begin = S.begin("Matting people", buttons=1)
     firsts = [run.click(begin, [state], buttons, **QUICK)]
     if ex is not None:
         firsts.append(ex.load_input_event.then(begin, [state], buttons, **QUICK))
     for first in firsts:
-        m = first.then(H.human_run, [img, *out.bg, state], outputs, **_model_events(settings))
+        m = first.then(stop.guard(H.human_run, outputs), [img, *out.bg, state], outputs, **_model_events(settings))
         m.then(None, js=reveal_js("human"))
-        runs += [m, m.then(H.prepare_downloads, [*out.bg, state], follow, **COMPOSE)]
+        runs += [m, m.then(stop.guard(H.prepare_downloads, follow), [*out.bg, state], follow, **COMPOSE)]
     runs += _wire_backgrounds(out, state, status)
-    cancel.click(lambda: ("Cancelled.", H.ON, H.OFF), None, buttons, cancels=runs, **QUICK)
+    cancel.click(stop.press, [state], buttons, cancels=runs, **QUICK)
 
 
 def build_demo() -> gr.Blocks:

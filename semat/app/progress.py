@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any
 
+from semat.app.session import Cancelled
 from semat.app.zerogpu import stages
 from semat.settings import Settings
 
@@ -116,9 +117,11 @@ def _test_delay() -> float:
 
 
 def streamed(call: Callable[[Callable[[float, str], None]], Any], row: Callable[[str], tuple],
-             progress: RunProgress) -> Generator[tuple, None, Any]:
+             progress: RunProgress, stop: Callable[[], bool] | None = None) -> Generator[tuple, None, Any]:
     """Run ``call(progress_callback)`` in a worker thread and yield ``row(status text)`` for each
-    stage it reports; return its result (or raise its exception)."""
+    stage it reports; return its result (or raise its exception). ``stop`` is asked at each stage
+    and every 0.2 s: once it says yes, :class:`~semat.app.session.Cancelled` is raised (the call
+    finishes in its thread; its result is dropped)."""
     delay = _test_delay()
 
     def slowed(report: Callable[[float, str], None]) -> Any:
@@ -128,10 +131,14 @@ def streamed(call: Callable[[Callable[[float, str], None]], Any], row: Callable[
                 time.sleep(delay)
         return call(hear if delay else report)
 
-    it = stages(slowed)
+    it = stages(slowed, poll=None if stop is None else 0.2)
     while True:
         try:
-            _, _, message = next(it)
-        except StopIteration as stop:
-            return stop.value
-        yield row(progress.text(message))
+            kind, _, message = next(it)
+        except StopIteration as done:
+            return done.value
+        if stop is not None and stop():
+            it.close()
+            raise Cancelled
+        if kind == "stage":
+            yield row(progress.text(message))

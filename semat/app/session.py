@@ -54,12 +54,24 @@ class TabSession:
     token: int = 0  # bumped by every new result, so a late background job can tell it is stale
     last_seconds: float | None = None  # time of the last Matte, for the status line's estimate
     notices: list[str] = field(default_factory=list)  # the result's notices (a fresh image: its loading's)
+    run: int = 0  # bumped by every Matte/Detect press (the run's first, light step)
+    cancelled_run: int = -1  # the run Cancel was pressed in
 
     def reset_outputs(self) -> None:
         self.result, self.foreground, self.alpha_sha = None, None, None
         self.preview_fg, self.view, self.box_objects, self.files = None, None, {}, {}
         self.preview_alphas = {}
         self.token += 1
+
+
+class Cancelled(Exception):
+    """Raised in a run step whose run was cancelled, before it changes the tab's state."""
+
+
+def check_run(s: TabSession, run: int) -> None:
+    """Raise :class:`Cancelled` if Cancel was pressed in ``run`` (a step calls it before it mutates ``s``)."""
+    if s.cancelled_run == run:
+        raise Cancelled
 
 
 def session(s: Any) -> TabSession:

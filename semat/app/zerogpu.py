@@ -184,12 +184,14 @@ def raised(value: Any) -> Any:
 # Module-level, picklable arguments only (ZeroGPU forks a worker and pickles them).
 
 
-def stages(call: Callable[[Callable[[float, str], None]], Any], join_on_close: bool = False
-           ) -> Generator[tuple, None, Any]:
+def stages(call: Callable[[Callable[[float, str], None]], Any], join_on_close: bool = False,
+           poll: float | None = None) -> Generator[tuple, None, Any]:
     """Run ``call(report)`` in a thread and yield ``("stage", fraction, message)`` for each
     ``report(fraction, message)`` as it comes; return ``call``'s value (or raise its exception).
-    Closed early (a cancelled run) it leaves ``call`` to finish in its thread, or with
-    ``join_on_close`` waits for it (the GPU worker: the next call must not overlap the model)."""
+    With ``poll``, ``("wait", 0.0, "")`` comes every ``poll`` seconds without a stage (the caller
+    can look at a Cancel flag). Closed early (a cancelled run) it leaves ``call`` to finish in its
+    thread, or with ``join_on_close`` waits for it (the GPU worker: the next call must not overlap
+    the model)."""
     items: queue.Queue[tuple | None] = queue.Queue()
     out: dict[str, Any] = {}
 
@@ -208,7 +210,14 @@ def stages(call: Callable[[Callable[[float, str], None]], Any], join_on_close: b
     worker = threading.Thread(target=ctx.run, args=(work,), daemon=True, name="semat-stages")
     worker.start()
     try:
-        while (item := items.get()) is not None:
+        while True:
+            try:
+                item = items.get(timeout=poll)
+            except queue.Empty:
+                yield ("wait", 0.0, "")
+                continue
+            if item is None:
+                break
             yield item
     except GeneratorExit:
         if join_on_close:
