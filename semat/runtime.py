@@ -10,7 +10,7 @@ natively and float32 elsewhere:
 
 An explicit dtype (argument or ``SEMAT_DTYPE``) always wins. Under ``auto`` each model family
 may still keep fp32 where bf16 was measured slower or outside its accuracy budget
-(:meth:`Runtime.for_model`): the text detector stays fp32 on CPU.
+(:meth:`Runtime.for_model`): the text detector is fp32 on CPUs without AMX.
 """
 
 from __future__ import annotations
@@ -94,15 +94,15 @@ class Runtime:
         An explicit dtype is kept for every family. Under ``auto``:
 
         * ``"semat"`` and ``"human"`` (SGHM): as chosen (bf16 on native-bf16 hardware);
-        * ``"detector"`` (GroundingDINO family): fp32 on CPU, where bf16 was not reliably faster
-          even on AMX: GroundingDINO-T's plain autocast measured 2x slower than fp32 in a quiet
-          window (issue 14); weights cast once + autocast measured 0.5-0.6x GroundingDINO-T but
-          0.9-2.0x MM-Grounding-DINO-T on a heavily loaded machine (``benchmarks/bench_detect.py``;
-          re-measure in a quiet window before switching); as chosen on CUDA.
+        * ``"detector"`` (GroundingDINO family): bf16 on CUDA and on AMX CPUs, fp32 on other CPUs.
+          On a 2-core AMX Xeon in a quiet window (``benchmarks/bench_detect.py``, weights cast once
+          + autocast, best of 2 interleaved rounds) bf16 took 0.66-0.69x the fp32 time for
+          GroundingDINO-T and MM-Grounding-DINO-T at 800 and 640 px. Plain autocast had measured
+          2x slower, and AVX512-BF16 without AMX is unmeasured, so those CPUs stay fp32.
         """
         if not self.auto:
             return self
-        if family == "detector" and self.device.type == "cpu":
+        if family == "detector" and self.device.type == "cpu" and cpu_bf16_feature() != "AMX-bf16":
             return replace(self, dtype=torch.float32)
         return self
 

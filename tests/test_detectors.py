@@ -137,11 +137,15 @@ def test_released_size_defaults_to_800(vocab_file: Path) -> None:
     assert proc.image_processor.size == {"shortest_edge": 640, "longest_edge": 1066}
 
 
-def test_dtype_policy(vocab_file: Path) -> None:
+def test_dtype_policy(vocab_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     auto_cpu = Runtime(torch.device("cpu"), torch.bfloat16, auto=True)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
     det = TextDetector.tiny(vocab_file=vocab_file, runtime=auto_cpu)
-    assert det.runtime.dtype == torch.float32  # auto on CPU: fp32 (bf16 measured slower)
+    assert det.runtime.dtype == torch.float32  # auto on a CPU without AMX: fp32 (bf16 unmeasured)
     assert all(p.dtype == torch.float32 for p in det.model.parameters())
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_tile": True, "amx_bf16": True})
+    amx = TextDetector.tiny(vocab_file=vocab_file, runtime=auto_cpu)
+    assert amx.runtime.dtype == torch.bfloat16  # auto on AMX: bf16 (measured 0.66-0.69x fp32)
     explicit = TextDetector.tiny(vocab_file=vocab_file, runtime=select_runtime("cpu", "bfloat16"))
     assert explicit.runtime.dtype == torch.bfloat16  # an explicit dtype is honoured
     dtypes = {p.dtype for p in explicit.model.parameters()}
