@@ -22,7 +22,6 @@ RAW = {"_gpu_matte": Z._gpu_matte, "_gpu_detect": Z._gpu_detect, "_gpu_human": Z
 DURATIONS = {"_gpu_matte": Z._dur_matte, "_gpu_detect": Z._dur_detect, "_gpu_human": Z._dur_human}
 
 
-
 @pytest.fixture
 def zero_gpu(monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_SPACES_LOG", str(tmp_path / "gpu_calls.log"))

@@ -22,7 +22,6 @@ from semat.pipeline import MatteResult, Prompt
 RAW_MATTE = Z._gpu_matte  # undecorated here: the real spaces is a no-op off ZeroGPU
 
 
-
 @pytest.fixture
 def zero_gpu(monkeypatch, tmp_path):
     """The app in ZeroGPU mode: the matte generator wrapped by the fake ``spaces.GPU``; returns

@@ -209,7 +209,7 @@ def cut_matte(value, boxes_text, points_text, text, box_threshold, text_threshol
     stages = P.RunProgress(variant, image.shape[0] * image.shape[1] / 1e6)
     result = yield from P.streamed(lambda cb: gpu_matte(image, prompt, variant, selected, progress=cb),
                                    lambda text: (SKIP, text, *[SKIP] * 13), stages,
-                                   stop=lambda: s.cancelled_run == run)
+                                   stop=lambda: s.cancelled(run))
     check_run(s, run)  # a Cancel while the model ran: the tab keeps what it shows
     stages.finish(n_objects=sum(not o.cached for o in result.objects))
     loaded = s.notices if s.result is None else []  # a fresh image: its loading's notices too

@@ -63,6 +63,10 @@ class TabSession:
         self.preview_alphas = {}
         self.token += 1
 
+    def cancelled(self, run: int) -> bool:
+        """Whether Cancel was pressed in ``run`` (a value of :attr:`run` taken when a step began)."""
+        return self.cancelled_run == run
+
 
 class Cancelled(Exception):
     """Raised in a run step whose run was cancelled, before it changes the tab's state."""
@@ -70,7 +74,7 @@ class Cancelled(Exception):
 
 def check_run(s: TabSession, run: int) -> None:
     """Raise :class:`Cancelled` if Cancel was pressed in ``run`` (a step calls it before it mutates ``s``)."""
-    if s.cancelled_run == run:
+    if s.cancelled(run):
         raise Cancelled
 
 

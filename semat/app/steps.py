@@ -115,7 +115,7 @@ class Stop:
             return (s, s.run) if isinstance(s, TabSession) else (None, -2)
 
         def stopped(s: TabSession | None, run: int) -> bool:
-            return s is not None and s.cancelled_run == run
+            return s is not None and s.cancelled(run)
 
         def again(s: TabSession, run: int) -> tuple:
             return said if s.run == run else skip
