@@ -1,8 +1,8 @@
 """Precision: the ``auto`` dtype rule, weights cast once at load, and the bf16 accuracy budget.
 
 Fast tests check the rule (bf16 exactly where the hardware multiplies it natively, SEMAT_DTYPE and
-explicit dtypes win, the label says which) and that cast-at-load bf16 is bit-identical to plain
-autocast on every tiny variant.
+explicit dtypes win, the label says which) and that casting the weights at load is bit-identical
+to plain autocast on every tiny variant (the oneDNN fusions on top are tested in test_fusion.py).
 
 The slow test is the accuracy budget of issue 14 on the golden fixtures: our bf16 alpha (what
 ``auto`` runs on AMX / AVX512-BF16 CPUs and bf16 GPUs) may differ from our fp32 alpha by no more
@@ -104,14 +104,16 @@ def test_detector_is_bf16_under_auto_only_on_amx_cpus(caps) -> None:
 def test_cast_at_load_equals_autocast(variant: str) -> None:
     from semat.inference.predictor import SEMatPredictor
     from semat.models.build import build_semat
-    from semat.models.precision import weights_dtype
+    from semat.models.precision import cast_matmul_weights, weights_dtype
     from semat.weights.convert import prepare_model
 
     torch.manual_seed(0)
-    model = build_semat(variant, tiny=True)
+    model = build_semat(variant, tiny=True).eval()
     bf16 = select_runtime("cpu", "bfloat16")
     plain = SEMatPredictor(model, bf16, variant)  # fp32 weights, autocast in the forward
-    cast = SEMatPredictor(prepare_model(copy.deepcopy(model), bf16), bf16, variant)
+    cast_model = copy.deepcopy(model)
+    cast_matmul_weights(cast_model, torch.bfloat16)
+    cast = SEMatPredictor(cast_model, bf16, variant)
     assert weights_dtype(cast.model) == torch.bfloat16 and weights_dtype(model) == torch.float32
     head = cast.model.matting_decoder.matting_head
     assert head.weight.dtype == torch.float32  # the alpha head stays fp32
@@ -125,6 +127,11 @@ def test_cast_at_load_equals_autocast(variant: str) -> None:
     np.testing.assert_array_equal(a_cast.debug["matting_logits"], a_plain.debug["matting_logits"])
     fp32 = SEMatPredictor(model, select_runtime("cpu", "float32"), variant).predict(image, [box])[0]
     assert float(np.abs(fp32.alpha - a_cast.alpha).max()) < 0.05
+    # What the app loads: the cast plus BatchNorm folding and the oneDNN epilogues
+    # (semat.models.fusion; tested there): as close to fp32 as the plain cast.
+    loaded = SEMatPredictor(prepare_model(copy.deepcopy(model), bf16), bf16, variant)
+    assert weights_dtype(loaded.model) == torch.bfloat16
+    assert float(np.abs(fp32.alpha - loaded.predict(image, [box])[0].alpha).max()) < 0.05
 
 
 # ------------------------------------------------------------- accuracy budget (golden)

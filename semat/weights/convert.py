@@ -112,9 +112,12 @@ def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:
     casting the Linear/Conv weights here means autocast does not re-cast them on every forward
     (same numbers, less time, half the weight memory). Normalisation layers, embeddings and the
     detail decoder's head stay fp32 (:func:`semat.models.precision.cast_matmul_weights`)."""
+    from semat.models.fusion import fold_batchnorm, fuse_cpu_bf16
     from semat.models.precision import cast_matmul_weights
 
     model = model.to(device=runtime.device).eval()
     if runtime.dtype in (torch.bfloat16, torch.float16):
+        fold_batchnorm(model)  # in fp32, before the cast
         cast_matmul_weights(model, runtime.dtype)
+        fuse_cpu_bf16(model)  # oneDNN epilogues; a no-op off CPU (semat.models.fusion)
     return model
