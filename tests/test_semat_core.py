@@ -63,18 +63,23 @@ def test_box_mask_truncates_and_excludes_end() -> None:
     assert cols.min() == 1 and cols.max() == 3  # int(1.7)=1 .. int(4.9)-1=3
 
 
-def test_fused_rel_pos_attention_matches_upstream() -> None:
-    from segment_anything.modeling.image_encoder import Attention
-
+@pytest.mark.parametrize("hw", [(6, 5), (30, 36)])
+def test_fused_rel_pos_attention_matches_upstream(hw: tuple[int, int]) -> None:
+    """(6, 5): the one-hot-matmul mask in one chunk; (30, 36): 1080 tokens, two chunks of a
+    broadcast-add mask (grids at least 32 wide, like the 64x64 global blocks)."""
+    from semat.models import sam_encoder  # first: it installs the torchvision shim
     from semat.models.sam_encoder import FusedRelPosAttention
 
+    from segment_anything.modeling.image_encoder import Attention  # isort: skip
+
+    assert 5 < sam_encoder._BROADCAST_MIN_WIDTH <= 36 and 30 * 36 > sam_encoder._MASK_CHUNK
     torch.manual_seed(0)
-    ref = Attention(32, num_heads=2, use_rel_pos=True, input_size=(6, 5))
+    ref = Attention(32, num_heads=2, use_rel_pos=True, input_size=hw)
     torch.nn.init.normal_(ref.rel_pos_h, std=0.5)
     torch.nn.init.normal_(ref.rel_pos_w, std=0.5)
-    fused = FusedRelPosAttention(32, num_heads=2, use_rel_pos=True, input_size=(6, 5))
+    fused = FusedRelPosAttention(32, num_heads=2, use_rel_pos=True, input_size=hw)
     fused.load_state_dict(ref.state_dict())
-    x = torch.randn(2, 6, 5, 32)
+    x = torch.randn(2, *hw, 32)
     torch.testing.assert_close(fused(x), ref(x), atol=1e-5, rtol=1e-5)
 
 

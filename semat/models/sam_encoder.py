@@ -69,6 +69,8 @@ def _use_bias_mask(q: torch.Tensor) -> bool:
 
 # Query rows per mask chunk: bounds the global-block mask at 16 heads x 1024 x 4096 x 4 B = 256 MiB.
 _MASK_CHUNK = 1024
+# Grid width from which the mask is a broadcast add rather than a one-hot matmul (see below).
+_BROADCAST_MIN_WIDTH = 32
 
 
 def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos_h: torch.Tensor,
@@ -78,14 +80,24 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos
     b, n, tokens, d = q.shape
     rel_h, rel_w = _rel_pos_scores(q, rel_pos_h, rel_pos_w, hw)
     if _use_bias_mask(q):
-        # bias[i, (r, c)] = rel_h[i, r] + rel_w[i, c], written as one matmul with the keys' one-hot
-        # row/column indicators: each output is exactly 1·a + 1·b (accumulated in fp32, rounded
-        # once, like the broadcast add), but the matmul writes the mask at memory speed where the
-        # broadcast add's 14-wide inner loops ran at about half of it.
+        # bias[i, (r, c)] = rel_h[i, r] + rel_w[i, c]. For narrow grids (14x14 windows) it is one
+        # matmul with the keys' one-hot row/column indicators: each output is exactly 1·a + 1·b
+        # (accumulated in fp32, rounded once, like the broadcast add), and the matmul writes the
+        # mask at memory speed where the broadcast add's 14-wide inner loops ran at about half of
+        # it. For the 64x64 global grid the broadcast add's rows are long enough, and the matmul
+        # (2·(h+w) FLOP per mask entry, 17 GFLOP per chunk) is the slower one: fp32 global block
+        # attention 1.6-1.8 s with the matmul against 1.2 s with the add (2-core AMX CPU,
+        # interleaved runs of the same process).
+        outs = []
+        if w >= _BROADCAST_MIN_WIDTH:
+            for start in range(0, tokens, _MASK_CHUNK):
+                rows = slice(start, start + _MASK_CHUNK)
+                bias = (rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]).reshape(b, n, -1, tokens)
+                outs.append(F.scaled_dot_product_attention(q[:, :, rows], k, v, attn_mask=bias, scale=scale))
+            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
         key_h, key_w = _one_hot_keys(h, w, q)
         keys = torch.cat((key_h, key_w), dim=1).t()  # [h + w, N]
         rel = torch.cat((rel_h, rel_w), dim=-1)  # [B, n, N, h + w]
-        outs = []
         for start in range(0, tokens, _MASK_CHUNK):
             rows = slice(start, start + _MASK_CHUNK)
             bias = torch.matmul(rel[:, :, rows], keys)
