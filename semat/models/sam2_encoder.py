@@ -47,7 +47,9 @@ class HieraBBoxMask(Hiera):
         params = (self.pos_embed, self.pos_embed_window)
         key = (tuple(hw), *((p.data_ptr(), p._version, p.dtype, p.device) for p in params))
         if self._pos_cache is None or self._pos_cache[0] != key:
-            self._pos_cache = (key, super()._get_pos_embed(hw))
+            # Row-major like the tokens (upstream returns a permuted view, which made the add
+            # below walk it across the grain on every forward).
+            self._pos_cache = (key, super()._get_pos_embed(hw).contiguous())
         return self._pos_cache[1]
 
     def forward(self, x: torch.Tensor | Sequence[torch.Tensor | None],  # type: ignore[override]
