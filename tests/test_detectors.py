@@ -152,3 +152,14 @@ def test_dtype_policy(vocab_file: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert torch.bfloat16 in dtypes  # matmul weights cast once; norms/embeddings stay fp32
     probs, boxes, _ = explicit.raw_scores(_image(4), "cat. dog.")
     assert np.isfinite(probs).all() and np.isfinite(boxes).all()
+    # On CPU the bf16 linear layers run through oneDNN with the bias in the epilogue: the same
+    # numbers as aten's linear on the same bf16 weights.
+    from semat.models import fusion
+
+    onednn = [m for m in explicit.model.modules() if isinstance(m, fusion._OneDNNLinear)]
+    assert bool(onednn) == torch.backends.mkldnn.is_available()
+    for m in onednn:
+        m.__class__ = torch.nn.Linear
+    plain_probs, plain_boxes, _ = explicit.raw_scores(_image(4), "cat. dog.")
+    np.testing.assert_array_equal(probs, plain_probs)
+    np.testing.assert_array_equal(boxes, plain_boxes)
