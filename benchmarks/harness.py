@@ -17,22 +17,14 @@ __all__ = ["cpu_name", "matmul_gflops", "matmul_rates", "peak_rss_gb"]
 
 
 def matmul_gflops(dtype: Any = "float32", n: int = 4096, repeats: int = 3) -> float:
-    """Best GFLOP/s of an ``n``² matmul in ``dtype`` (a torch dtype or its name), after one warm-up."""
-    import torch
-
-    dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
+    """Best GFLOP/s of ``repeats`` ``n``² matmuls in ``dtype`` (a torch dtype or its name), after one warm-up."""
+    return matmul_rates(dtype, seconds=0.0, n=n, at_least=repeats)[1]
 
 
-def matmul_rates(dtype: Any = "float32", seconds: float = 2.0, n: int = 4096) -> tuple[float, float]:
-    """(sustained, burst) GFLOP/s of back-to-back ``n``² matmuls in ``dtype`` for ``seconds``.
+def matmul_rates(dtype: Any = "float32", seconds: float = 2.0, n: int = 4096,
+                 at_least: int = 3) -> tuple[float, float]:
+    """(sustained, burst) GFLOP/s of back-to-back ``n``² matmuls in ``dtype`` for ``seconds``
+    (and at least ``at_least`` of them), after one warm-up.
 
     Sustained is the total work over the total time; burst is the fastest single product (what
     :func:`matmul_gflops` reports). On a shared machine whose bf16 units are contended the two
@@ -44,7 +36,7 @@ def matmul_rates(dtype: Any = "float32", seconds: float = 2.0, n: int = 4096) ->
     a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
     torch.mm(a, b)
     best, total, count = float("inf"), 0.0, 0
-    while total < seconds or count < 3:
+    while total < seconds or count < at_least:
         t = time.perf_counter()
         torch.mm(a, b)
         dt_s = time.perf_counter() - t

@@ -139,23 +139,21 @@ class TextDetector:
     (bf16 on CUDA and on AMX CPUs, where it was measured 0.66-0.69x the fp32 time; fp32 on other
     CPUs). A reduced dtype casts the weights once and runs the forward under autocast, so ops
     without a fast bf16 kernel stay fp32; on CPU the linear layers then run through oneDNN with
-    the bias in the matmul's epilogue (:func:`semat.models.fusion.fuse_cpu_bf16`, bit-identical).
+    the bias in the matmul's epilogue (:func:`semat.models.precision.reduce_precision`, bit-identical).
     """
 
     def __init__(self, model: Any, processor: Any, runtime: Any = None, name: str = "",
                  shortest_side: int | None = None):
         import torch
 
-        from semat.models.fusion import fuse_cpu_bf16
-        from semat.models.precision import cast_matmul_weights
+        from semat.models.precision import reduce_precision
         from semat.runtime import Runtime, select_runtime
 
         runtime = runtime or select_runtime("cpu")
         self.runtime: Runtime = runtime.for_model("detector")
         self.model = model.to(self.runtime.device).eval()
         if self.runtime.dtype != torch.float32:
-            cast_matmul_weights(self.model, self.runtime.dtype)
-            fuse_cpu_bf16(self.model)
+            reduce_precision(self.model, self.runtime.dtype)
         self.processor = processor
         self.name = name
         self.calls = 0  # model forwards, for cache tests and timing reports

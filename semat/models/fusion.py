@@ -29,10 +29,15 @@ from torch import nn
 __all__ = ["fold_batchnorm", "fuse_cpu_bf16", "fused_linear_gelu_supported", "linear_gelu"]
 
 
-def fused_linear_gelu_supported(weight: torch.Tensor) -> bool:
-    """Whether :func:`linear_gelu` runs fused for this weight (CPU, bf16, oneDNN available)."""
+def _onednn_bf16(weight: torch.Tensor, op: str) -> bool:
+    """Whether the oneDNN op ``op`` can run this layer fused (CPU, bf16 weights, oneDNN build)."""
     return (weight.device.type == "cpu" and weight.dtype == torch.bfloat16
-            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, op))
+
+
+def fused_linear_gelu_supported(weight: torch.Tensor) -> bool:
+    """Whether :func:`linear_gelu` (and the plain oneDNN linear) runs fused for this weight."""
+    return _onednn_bf16(weight, "_linear_pointwise")
 
 
 class _OneDNNLinear(nn.Linear):
@@ -176,10 +181,9 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 
 def _fused_conv_gelu_supported(conv: nn.Conv2d) -> bool:
-    """Whether :class:`_ConvGELU` can run this conv fused (CPU, bf16, oneDNN, zero padding, ints)."""
-    return (conv.weight.device.type == "cpu" and conv.weight.dtype == torch.bfloat16
-            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
+    """Whether :class:`_ConvGELU` can run this conv fused (oneDNN bf16, zero padding, int sizes)."""
+    return (_onednn_bf16(conv.weight, "_convolution_pointwise") and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str))
 
 
 class _ConvGELU(nn.Conv2d):

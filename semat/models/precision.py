@@ -19,7 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MATMUL_LAYERS", "cast_matmul_weights", "fp32_island", "weights_dtype"]
+from semat.models.fusion import fold_batchnorm, fuse_cpu_bf16
+
+__all__ = ["MATMUL_LAYERS", "cast_matmul_weights", "fp32_island", "reduce_precision", "weights_dtype"]
 
 MATMUL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                  nn.ConvTranspose3d)
@@ -35,6 +37,17 @@ def cast_matmul_weights(model: nn.Module, dtype: torch.dtype) -> int:
                     saved += p.numel() * (p.element_size() - torch.empty((), dtype=dtype).element_size())
                     p.data = p.data.to(dtype)
     return saved
+
+
+def reduce_precision(model: nn.Module, dtype: torch.dtype) -> None:
+    """Prepare an eval-mode ``model`` for a ``dtype`` (bf16/fp16) forward under autocast, in place.
+
+    BatchNorms that follow a conv are folded into it (in fp32, before the cast), the matmul/conv
+    weights are cast once (:func:`cast_matmul_weights`), and on CPU in bf16 the layers then run
+    through oneDNN with bias and GELU in the epilogue (:mod:`semat.models.fusion`)."""
+    fold_batchnorm(model)
+    cast_matmul_weights(model, dtype)
+    fuse_cpu_bf16(model)
 
 
 def weights_dtype(model: nn.Module) -> torch.dtype:

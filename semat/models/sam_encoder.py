@@ -88,20 +88,20 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos
         # (2·(h+w) FLOP per mask entry, 17 GFLOP per chunk) is the slower one: fp32 global block
         # attention 1.6-1.8 s with the matmul against 1.2 s with the add (2-core AMX CPU,
         # interleaved runs of the same process).
-        outs = []
         if w >= _BROADCAST_MIN_WIDTH:
-            for start in range(0, tokens, _MASK_CHUNK):
-                rows = slice(start, start + _MASK_CHUNK)
-                bias = (rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]).reshape(b, n, -1, tokens)
-                outs.append(F.scaled_dot_product_attention(q[:, :, rows], k, v, attn_mask=bias, scale=scale))
-            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-        key_h, key_w = _one_hot_keys(h, w, q)
-        keys = torch.cat((key_h, key_w), dim=1).t()  # [h + w, N]
-        rel = torch.cat((rel_h, rel_w), dim=-1)  # [B, n, N, h + w]
+            def mask(rows: slice) -> torch.Tensor:
+                return (rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]).reshape(b, n, -1, tokens)
+        else:
+            key_h, key_w = _one_hot_keys(h, w, q)
+            keys = torch.cat((key_h, key_w), dim=1).t()  # [h + w, N]
+            rel = torch.cat((rel_h, rel_w), dim=-1)  # [B, n, N, h + w]
+
+            def mask(rows: slice) -> torch.Tensor:
+                return torch.matmul(rel[:, :, rows], keys)
+        outs = []
         for start in range(0, tokens, _MASK_CHUNK):
             rows = slice(start, start + _MASK_CHUNK)
-            bias = torch.matmul(rel[:, :, rows], keys)
-            outs.append(F.scaled_dot_product_attention(q[:, :, rows], k, v, attn_mask=bias, scale=scale))
+            outs.append(F.scaled_dot_product_attention(q[:, :, rows], k, v, attn_mask=mask(rows), scale=scale))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     key_h, key_w = _one_hot_keys(h, w, k)
     # Zero columns round the head size up to a multiple of 8 (14x14 windows: 92 -> 96), which the

@@ -106,18 +106,16 @@ def _build_for_loading(variant: str) -> nn.Module:
 
 
 def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:
-    """Move to the runtime's device, eval mode; for bf16/fp16 cast the matmul weights once.
+    """Move to the runtime's device, eval mode; for bf16/fp16 prepare the reduced-precision forward.
 
     Reduced precision runs under autocast (:meth:`semat.inference.predictor.SEMatPredictor.forward_frame`);
-    casting the Linear/Conv weights here means autocast does not re-cast them on every forward
-    (same numbers, less time, half the weight memory). Normalisation layers, embeddings and the
-    detail decoder's head stay fp32 (:func:`semat.models.precision.cast_matmul_weights`)."""
-    from semat.models.fusion import fold_batchnorm, fuse_cpu_bf16
-    from semat.models.precision import cast_matmul_weights
+    :func:`semat.models.precision.reduce_precision` folds the detail decoder's BatchNorms, casts the
+    Linear/Conv weights once (autocast then does not re-cast them on every forward; half the
+    weight memory) and, on CPU, fuses bias and GELU into oneDNN's epilogues. Normalisation layers,
+    embeddings and the detail decoder's head stay fp32."""
+    from semat.models.precision import reduce_precision
 
     model = model.to(device=runtime.device).eval()
     if runtime.dtype in (torch.bfloat16, torch.float16):
-        fold_batchnorm(model)  # in fp32, before the cast
-        cast_matmul_weights(model, runtime.dtype)
-        fuse_cpu_bf16(model)  # oneDNN epilogues; a no-op off CPU (semat.models.fusion)
+        reduce_precision(model, runtime.dtype)
     return model
