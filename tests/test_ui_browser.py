@@ -186,18 +186,29 @@ DOWNLOADS_AT_PREVIEW_JS = """() => { window.__dl_at_preview = undefined;
 
 def thresholds(pg, value: float = 0.01) -> None:
     """The tiny test detector scores low: lower both thresholds (under "Model and thresholds")."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     pg.get_by_text("Model and thresholds").click()
-    for elem in ("cut-box-thr", "cut-text-thr"):
-        box = pg.locator(f"#{elem} input[type=number]")
-        box.fill(str(value))
-        box.press("Enter")
-        box.press("Tab")  # blur as well: the value must be committed before the next click reads it
+
+    def type_both() -> None:
+        for elem in ("cut-box-thr", "cut-text-thr"):
+            box = pg.locator(f"#{elem} input[type=number]")
+            box.fill(str(value))
+            box.press("Enter")
+            box.press("Tab")  # blur as well: the value must be committed before the next click reads it
+
     # committed = the slider's own range input shows it (a fixed wait raced under load: an example
-    # tapped next was still run at 0.35 on a loaded CI machine)
-    pg.wait_for_function(
-        """v => ['cut-box-thr', 'cut-text-thr'].every(id => {
+    # tapped next was still run at 0.35 on a loaded CI machine). Typed once more if the first
+    # entry was not taken (CI once saw neither slider follow within 15 s on the phone page).
+    committed = """v => ['cut-box-thr', 'cut-text-thr'].every(id => {
              const r = document.querySelector('#' + id + ' input[type=range]');
-             return r && Math.abs(parseFloat(r.value) - v) < 1e-6; })""", arg=value, timeout=15000)
+             return r && Math.abs(parseFloat(r.value) - v) < 1e-6; })"""
+    type_both()
+    try:
+        pg.wait_for_function(committed, arg=value, timeout=10000)
+    except PlaywrightTimeout:
+        type_both()
+        pg.wait_for_function(committed, arg=value, timeout=15000)
     pg.wait_for_timeout(200)
 
 
