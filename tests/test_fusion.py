@@ -69,6 +69,40 @@ def test_fp32_is_left_alone() -> None:
     assert [type(m) for m in model.modules()] == classes
 
 
+def test_gelu_in_place_is_bit_identical_and_only_after_convs() -> None:
+    model = _chain()
+    fusion.fold_batchnorm(model)
+    x = torch.randn(2, 3, 12, 10)
+    with torch.inference_mode():
+        want = model(x)
+    head = nn.Sequential(nn.GELU(), nn.Conv2d(3, 3, 1))  # a GELU on the Sequential's input stays
+    assert fusion.gelu_in_place(model) == 2 and fusion.gelu_in_place(head) == 0
+    assert type(head[0]) is nn.GELU
+    with torch.inference_mode():
+        assert torch.equal(model(x), want)
+
+
+def test_fp32_preparation_folds_and_keeps_the_output() -> None:
+    from semat.inference.predictor import SEMatPredictor
+    from semat.models.build import build_semat
+    from semat.runtime import select_runtime
+    from semat.weights.convert import prepare_model
+
+    torch.manual_seed(0)
+    model = build_semat("hq-sam", tiny=True).eval()
+    _randomise_bn(model)
+    runtime = select_runtime("cpu", "float32")
+    image = torch.Generator().manual_seed(0)
+    img = (torch.rand(64, 80, 3, generator=image) * 255).to(torch.uint8).numpy()
+    want = SEMatPredictor(copy.deepcopy(model), runtime, "hq-sam").predict(img, [[5, 6, 50, 40]])[0].alpha
+    prepared = prepare_model(model, runtime)
+    assert any(isinstance(m, fusion._FoldedBatchNorm) for m in prepared.modules())
+    assert any(isinstance(m, fusion._InPlaceGELU) for m in prepared.modules())
+    got = SEMatPredictor(prepared, runtime, "hq-sam").predict(img, [[5, 6, 50, 40]])[0].alpha
+    diff = abs(got.astype(float) - want.astype(float))
+    assert 0 < want.std() and diff.max() <= 1e-5  # the golden fp32 alpha moves by ~1e-6 (tolerance 1e-4)
+
+
 @needs_onednn
 def test_conv_gelu_and_linear_fusions_match_unfused_bf16() -> None:
     from semat.models.precision import cast_matmul_weights

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semat.models.fusion import fold_batchnorm, fuse_cpu_bf16
+from semat.models.fusion import fold_batchnorm, fuse_cpu_bf16, gelu_in_place
 
-__all__ = ["MATMUL_LAYERS", "cast_matmul_weights", "fp32_island", "reduce_precision", "weights_dtype"]
+__all__ = ["MATMUL_LAYERS", "cast_matmul_weights", "fp32_island", "prepare_fp32", "reduce_precision", "weights_dtype"]
 
 MATMUL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                  nn.ConvTranspose3d)
@@ -48,6 +48,17 @@ def reduce_precision(model: nn.Module, dtype: torch.dtype) -> None:
     fold_batchnorm(model)
     cast_matmul_weights(model, dtype)
     fuse_cpu_bf16(model)
+
+
+def prepare_fp32(model: nn.Module) -> None:
+    """Prepare an eval-mode ``model`` for an fp32 forward, in place: BatchNorms that follow a conv
+    are folded into it and the GELUs after convs overwrite the conv's output.
+
+    Both take passes over the detail decoder's full-resolution maps away: HQ-SAM's decoder at 1024²
+    3.23 -> 2.89 s (best of 5, interleaved, 2-core AMX CPU). The fold moves the golden fp32 alpha by
+    about 1e-6 (tolerance 1e-4; unchanged from the unfolded model's distance), the GELU not at all."""
+    fold_batchnorm(model)
+    gelu_in_place(model)
 
 
 def weights_dtype(model: nn.Module) -> torch.dtype:

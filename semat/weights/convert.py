@@ -113,9 +113,11 @@ def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:
     Linear/Conv weights once (autocast then does not re-cast them on every forward; half the
     weight memory) and, on CPU, fuses bias and GELU into oneDNN's epilogues. Normalisation layers,
     embeddings and the detail decoder's head stay fp32."""
-    from semat.models.precision import reduce_precision
+    from semat.models.precision import prepare_fp32, reduce_precision
 
     model = model.to(device=runtime.device).eval()
     if runtime.dtype in (torch.bfloat16, torch.float16):
         reduce_precision(model, runtime.dtype)
+    else:
+        prepare_fp32(model)
     return model
