@@ -83,7 +83,51 @@ def test_fused_rel_pos_attention_matches_upstream(hw: tuple[int, int]) -> None:
     torch.testing.assert_close(fused(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("window", [0, 4, 5])
+@pytest.mark.parametrize("hw", [(6, 5), (30, 36)])
+def test_mask_buffer_scope_reuses_one_buffer_and_changes_nothing(hw: tuple[int, int]) -> None:
+    """Inside an encoder forward every rel-pos mask (each chunk, each block) is written into one
+    buffer: bit-identical output, one buffer per dtype, none left once the scope ends."""
+    from semat.models import sam_encoder
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, hw[0] * hw[1], 8) for _ in range(3))
+    rel_h, rel_w = torch.randn(2 * hw[0] - 1, 8), torch.randn(2 * hw[1] - 1, 8)
+    with torch.inference_mode():
+        want = sam_encoder.rel_pos_attention(q, k, v, rel_h, rel_w, hw, 0.3)
+        with sam_encoder.mask_buffer_scope():
+            got = [sam_encoder.rel_pos_attention(q, k, v, rel_h, rel_w, hw, 0.3) for _ in range(2)]
+            buffers = sam_encoder._MASK_BUFFER.get()
+            assert buffers is not None and list(buffers) == [(torch.float32, torch.device("cpu"))]
+            rows = min(sam_encoder._MASK_CHUNK, hw[0] * hw[1])
+            assert buffers[(torch.float32, torch.device("cpu"))].numel() == 2 * 3 * rows * hw[0] * hw[1]
+    assert sam_encoder._MASK_BUFFER.get() is None
+    for out in got:
+        assert torch.equal(out, want)
+
+
+@pytest.mark.parametrize(("hw", "window"), [((8, 8), 4), ((9, 13), 4), ((5, 3), 7), ((28, 14), 14)])
+def test_window_partition_equals_upstream_pad_and_partition(hw: tuple[int, int], window: int) -> None:
+    """One-copy partition (padding set to a fill value) and unpartition (from per-head outputs)
+    are upstream's window_partition / window_unpartition, bit for bit."""
+    from semat.models import sam_encoder
+
+    from segment_anything.modeling.image_encoder import window_partition, window_unpartition  # isort: skip
+
+    torch.manual_seed(0)
+    x, fill = torch.randn(2, *hw, 6), torch.randn(6)
+    pad_h, pad_w = (-hw[0]) % window, (-hw[1]) % window
+    padded = fill.expand(2, hw[0] + pad_h, hw[1] + pad_w, 6).clone()
+    padded[:, :hw[0], :hw[1]] = x
+    want, pad_hw = window_partition(padded, window)
+    got = sam_encoder.window_partition(x, window, fill)
+    assert got.is_contiguous() and torch.equal(got, want)
+    heads = torch.randn(want.shape[0], 2, window * window, 3)  # [windows, heads, tokens, d]
+    merged = heads.transpose(1, 2).reshape(want.shape[0], window, window, 6)
+    assert torch.equal(sam_encoder.window_unpartition(heads, window, hw),
+                       window_unpartition(merged, window, pad_hw, hw))
+
+
+@pytest.mark.parametrize("window", [0, 4, 5, 11])
 def test_block_matches_upstream_block(window: int) -> None:
     """Window blocks (with and without window padding) and global blocks equal upstream's."""
     from functools import partial

@@ -17,7 +17,9 @@ things differ from upstream:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
 
 import torch
@@ -29,7 +31,7 @@ from semat.models._compat import import_torchvision
 import_torchvision()
 from segment_anything.modeling import image_encoder as _sam_vit  # noqa: E402
 
-__all__ = ["FusedRelPosAttention", "SEMatBlock", "SEMatImageEncoder", "rel_pos_attention"]
+__all__ = ["FusedRelPosAttention", "SEMatBlock", "SEMatImageEncoder", "mask_buffer_scope", "rel_pos_attention"]
 
 
 def _one_hot_keys(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,6 +75,44 @@ _MASK_CHUNK = 1024
 _BROADCAST_MIN_WIDTH = 32
 
 
+# The mask buffer shared by every rel-pos attention inside one encoder forward (None outside one).
+_MASK_BUFFER: ContextVar[dict[tuple[torch.dtype, torch.device], torch.Tensor] | None] = ContextVar(
+    "semat_mask_buffer", default=None)
+
+
+@contextmanager
+def mask_buffer_scope() -> Iterator[None]:
+    """Let every rel-pos mask built inside write into one buffer, freed when the scope ends.
+
+    Allocated anew per chunk, the 256 MiB global-block masks never reused each other's memory:
+    torch allocates through ``posix_memalign``, glibc 2.36 hands a small allocation the spare
+    bytes just past a freed mask, and the next mask (a few bytes larger than the hole it left,
+    for the alignment) went above it. One HQ-SAM fp32 forward on CPU grew its heap by 1 GB in
+    the first global block that way (peak RSS 3.2-3.5 GB for 2.07 GB of live tensors).
+    """
+    token = _MASK_BUFFER.set({})
+    try:
+        yield
+    finally:
+        _MASK_BUFFER.reset(token)
+
+
+def _mask_out(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
+    """A contiguous ``shape`` view of the scope's mask buffer (grown when too small), else None."""
+    buffers = _MASK_BUFFER.get()
+    if buffers is None:
+        return None
+    numel = 1
+    for size in shape:
+        numel *= size
+    key = (like.dtype, like.device)
+    buffer = buffers.get(key)
+    if buffer is None or buffer.numel() < numel:
+        buffers.pop(key, None)  # free the smaller one before the larger one is allocated
+        buffer = buffers[key] = torch.empty(numel, dtype=like.dtype, device=like.device)
+    return buffer[:numel].view(shape)
+
+
 def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos_h: torch.Tensor,
                       rel_pos_w: torch.Tensor, hw: tuple[int, int], scale: float) -> torch.Tensor:
     """softmax(scale·q·kᵀ + decomposed rel-pos) · v for q, k, v ``[B, heads, H*W, d]``."""
@@ -90,14 +130,18 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos
         # interleaved runs of the same process).
         if w >= _BROADCAST_MIN_WIDTH:
             def mask(rows: slice) -> torch.Tensor:
-                return (rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]).reshape(b, n, -1, tokens)
+                a, c = rel_h[:, :, rows, :, None], rel_w[:, :, rows, None, :]
+                out = _mask_out((b, n, a.shape[2], h, w), q)
+                return (torch.add(a, c, out=out) if out is not None else a + c).reshape(b, n, -1, tokens)
         else:
             key_h, key_w = _one_hot_keys(h, w, q)
             keys = torch.cat((key_h, key_w), dim=1).t()  # [h + w, N]
             rel = torch.cat((rel_h, rel_w), dim=-1)  # [B, n, N, h + w]
 
             def mask(rows: slice) -> torch.Tensor:
-                return torch.matmul(rel[:, :, rows], keys)
+                part = rel[:, :, rows]
+                out = _mask_out((*part.shape[:-1], tokens), q)
+                return torch.matmul(part, keys, out=out) if out is not None else torch.matmul(part, keys)
         outs = []
         for start in range(0, tokens, _MASK_CHUNK):
             rows = slice(start, start + _MASK_CHUNK)
@@ -115,18 +159,73 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos
     return out[..., :d]
 
 
+def _parts(size: int, window: int) -> list[tuple[slice, slice, slice, int]]:
+    """How a map axis of ``size`` maps onto windows: ``(window indices, positions within each
+    window, map positions, window count)`` for the full windows and the last, partial one."""
+    full, rest = divmod(size, window)
+    parts = [(slice(0, full), slice(None), slice(0, full * window), full)] if full else []
+    if rest:
+        parts.append((slice(full, full + 1), slice(0, rest), slice(full * window, size), 1))
+    return parts
+
+
+def _window_grid(windows: torch.Tensor, b: int, hw: tuple[int, int], window: int) -> torch.Tensor:
+    """Windows ``[B*nh*nw, ws, ws, ...]`` seen as the padded map ``[B, nh, ws, nw, ws, ...]`` (a view)."""
+    nh, nw = -(-hw[0] // window), -(-hw[1] // window)
+    return windows.view(b, nh, nw, window, window, *windows.shape[3:]).transpose(2, 3)
+
+
+def window_partition(x: torch.Tensor, window: int, fill: torch.Tensor) -> torch.Tensor:
+    """``[B,H,W,C]`` -> ``[B*nh*nw, ws, ws, C]``: upstream's zero-pad-then-partition, with the
+    padding set to ``fill`` (``[C]``), written in one pass (upstream pads into a copy, then permutes
+    that into a second one: at 64x64x3072 fp32 each copy is 60 MB, in each of 20 windowed blocks)."""
+    b, h, w, c = x.shape
+    nh, nw = -(-h // window), -(-w // window)
+    windows = x.new_empty(b * nh * nw, window, window, c)
+    grid = _window_grid(windows, b, (h, w), window)
+    full_h, rest_h = divmod(h, window)
+    full_w, rest_w = divmod(w, window)
+    if rest_h:
+        grid[:, full_h, rest_h:] = fill
+    if rest_w:
+        grid[:, :, :, full_w, rest_w:] = fill
+    for win_r, in_r, map_r, n_r in _parts(h, window):
+        rows, dest = x[:, map_r].unflatten(1, (n_r, -1)), grid[:, win_r, in_r]
+        for win_c, in_c, map_c, n_c in _parts(w, window):
+            dest[:, :, :, win_c, in_c].copy_(rows[:, :, :, map_c].unflatten(3, (n_c, -1)))
+    return windows
+
+
+def window_unpartition(heads: torch.Tensor, window: int, hw: tuple[int, int]) -> torch.Tensor:
+    """Per-head window outputs ``[B*nh*nw, heads, ws*ws, d]`` -> the cropped map ``[B,H,W,heads*d]``
+    in one copy (upstream merges the heads, un-permutes the windows and crops: three copies)."""
+    h, w = hw
+    nwin, n, _, d = heads.shape
+    b = nwin // (-(-h // window) * -(-w // window))
+    out = heads.new_empty(b, h, w, n, d)
+    grid = _window_grid(heads.transpose(1, 2).unflatten(1, (window, window)), b, hw, window)
+    for win_r, in_r, map_r, n_r in _parts(h, window):
+        rows, src = out[:, map_r].unflatten(1, (n_r, -1)), grid[:, win_r, in_r]
+        for win_c, in_c, map_c, n_c in _parts(w, window):
+            rows[:, :, :, map_c].unflatten(3, (n_c, -1)).copy_(src[:, :, :, win_c, in_c])
+    return out.view(b, h, w, n * d)
+
+
 class FusedRelPosAttention(_sam_vit.Attention):
     """Upstream ``Attention`` (same parameters) computed with ``scaled_dot_product_attention``."""
+
+    def _attend_heads(self, qkv: torch.Tensor) -> torch.Tensor:
+        """qkv ``[B,h,w,3C]`` -> attention output per head ``[B,heads,h*w,C/heads]``."""
+        b, h, w, _ = qkv.shape
+        q, k, v = qkv.reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.use_rel_pos:
+            return rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (h, w), self.scale)
+        return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
 
     def _attend(self, qkv: torch.Tensor) -> torch.Tensor:
         """qkv ``[B,h,w,3C]`` -> attention output ``[B,h,w,C]`` (before ``proj``)."""
         b, h, w, _ = qkv.shape
-        q, k, v = qkv.reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        if self.use_rel_pos:
-            out = rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (h, w), self.scale)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        return out.transpose(1, 2).reshape(b, h, w, -1)
+        return self._attend_heads(qkv).transpose(1, 2).reshape(b, h, w, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self._attend(self.qkv(x)))
@@ -139,18 +238,11 @@ class FusedRelPosAttention(_sam_vit.Attention):
         padding (filling the pad with the bias) and ``proj`` after cropping gives the same values
         without running the two big linear layers on the padding (64 -> 70 per side: ~20%).
         """
-        b, h, w, _ = x.shape
         qkv = self.qkv(x)
-        pad_h, pad_w = (-h) % window_size, (-w) % window_size
-        if pad_h or pad_w:
-            bias = self.qkv.bias if self.qkv.bias is not None else qkv.new_zeros(qkv.shape[-1])
-            padded = bias.to(qkv.dtype).expand(b, h + pad_h, w + pad_w, -1).clone()
-            padded[:, :h, :w] = qkv
-            qkv = padded
-        windows, pad_hw = _sam_vit.window_partition(qkv, window_size)
-        out = self._attend(windows)
-        out = _sam_vit.window_unpartition(out, window_size, pad_hw, (h, w))
-        return self.proj(out)
+        bias = self.qkv.bias if self.qkv.bias is not None else qkv.new_zeros(qkv.shape[-1])
+        windows = window_partition(qkv, window_size, bias.to(qkv.dtype))
+        heads = self._attend_heads(windows)  # [windows, heads, ws*ws, d]
+        return self.proj(window_unpartition(heads, window_size, x.shape[1:3]))
 
 
 class SEMatBlock(_sam_vit.Block):
@@ -213,8 +305,9 @@ class SEMatImageEncoder(_sam_vit.ImageEncoderViT):
         if self.pos_embed is not None:
             x = x + self.pos_embed
         interm: list[torch.Tensor] = []
-        for blk in self.blocks:
-            x = blk(x)
-            if blk.window_size == 0:
-                interm.append(x)
+        with mask_buffer_scope():
+            for blk in self.blocks:
+                x = blk(x)
+                if blk.window_size == 0:
+                    interm.append(x)
         return self.neck(x.permute(0, 3, 1, 2)), interm
