@@ -7,13 +7,15 @@ has set its thread count.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import platform
 import resource
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_name", "matmul_gflops", "matmul_rates", "peak_rss_gb"]
+__all__ = ["cpu_name", "matmul_gflops", "matmul_rates", "peak_rss_gb", "release_free_heap"]
 
 
 def matmul_gflops(dtype: Any = "float32", n: int = 4096, repeats: int = 3) -> float:
@@ -43,6 +45,14 @@ def matmul_rates(dtype: Any = "float32", seconds: float = 2.0, n: int = 4096,
         best, total, count = min(best, dt_s), total + dt_s, count + 1
     flop = 2 * n**3 / 1e9
     return flop * count / total, flop / best
+
+
+def release_free_heap() -> bool:
+    """Hand the heap's free pages back to the OS (glibc ``malloc_trim``); False where there is none."""
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def peak_rss_gb() -> float:

@@ -226,12 +226,19 @@ class _InPlaceGELU(nn.GELU):
 
 
 def gelu_in_place(model: nn.Module) -> int:
-    """Let each exact GELU that directly follows a conv (or a folded BatchNorm after one) inside a
-    ``Sequential`` write into the conv's output instead of a new tensor (bit-identical values).
+    """Let each exact GELU whose input is a layer's fresh output write into it instead of a new
+    tensor (bit-identical values): the GELU of a plain two-layer MLP (segment-anything's
+    ``MLPBlock``, sam2's ``MLP``), and one that directly follows a conv (or a folded BatchNorm
+    after one) inside a ``Sequential``.
 
-    Nothing else holds that output: ``Sequential`` passes it straight on. At 1024² the detail
-    decoder's maps are 64-128 MB each, so it saves one such allocation per conv."""
+    Nothing else holds that output: the MLP and ``Sequential`` pass it straight on. At 1024² the
+    ViT-L MLP's hidden map and the detail decoder's maps are 64-128 MB each, so it saves one such
+    allocation (and a pass over fresh pages) per layer."""
     count = 0
+    for module in model.modules():
+        if _fused_class(module) is not None:
+            module.act.__class__ = _InPlaceGELU  # type: ignore[union-attr]
+            count += 1
     for seq in model.modules():
         if not isinstance(seq, nn.Sequential):
             continue
