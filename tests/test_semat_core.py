@@ -103,6 +103,13 @@ def test_mask_buffer_scope_reuses_one_buffer_and_changes_nothing(hw: tuple[int, 
     assert sam_encoder._MASK_BUFFER.get() is None
     for out in got:
         assert torch.equal(out, want)
+    q.requires_grad_(True)  # where autograd records, the scope builds fresh masks (out= ops cannot)
+    with sam_encoder.mask_buffer_scope():
+        out = sam_encoder.rel_pos_attention(q, k, v, rel_h, rel_w, hw, 0.3)
+        assert sam_encoder._MASK_BUFFER.get() == {}
+    out.sum().backward()
+    assert q.grad is not None  # (with grad, SDPA may pick another kernel: equal to rounding)
+    torch.testing.assert_close(out.detach(), want, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("hw", "window"), [((8, 8), 4), ((9, 13), 4), ((5, 3), 7), ((28, 14), 14)])

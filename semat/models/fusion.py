@@ -21,6 +21,7 @@ detail decoder fewer full-resolution maps to allocate.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import pairwise
 
 import torch
@@ -203,23 +204,30 @@ class _AppliedGELU(nn.GELU):
         return x
 
 
+def _conv_gelus(model: nn.Module) -> Iterator[tuple[nn.Module, nn.GELU]]:
+    """Each ``(conv, exact GELU)`` that follow each other inside a ``Sequential`` of ``model``
+    (a folded BatchNorm between them is the identity and is skipped)."""
+    for seq in model.modules():
+        if isinstance(seq, nn.Sequential):
+            items = [m for m in seq if not isinstance(m, _FoldedBatchNorm)]
+            for conv, act in pairwise(items):
+                if type(conv) in (nn.Conv2d, nn.ConvTranspose2d) and _is_exact_gelu(act):
+                    yield conv, act
+
+
 def _fuse_conv_gelu(model: nn.Module) -> int:
     """Fuse ``conv -> [folded BN] -> GELU`` inside each ``Sequential`` into one oneDNN call."""
     count = 0
-    for seq in model.modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
-        items = [m for m in seq if not isinstance(m, _FoldedBatchNorm)]
-        for conv, act in pairwise(items):
-            if type(conv) is nn.Conv2d and _is_exact_gelu(act) and _fused_conv_gelu_supported(conv):
-                conv.__class__ = _ConvGELU
-                act.__class__ = _AppliedGELU
-                count += 1
+    for conv, act in list(_conv_gelus(model)):
+        if type(conv) is nn.Conv2d and _fused_conv_gelu_supported(conv):
+            conv.__class__ = _ConvGELU
+            act.__class__ = _AppliedGELU
+            count += 1
     return count
 
 
 class _InPlaceGELU(nn.GELU):
-    """An exact GELU that overwrites its input: only where that input is a conv's fresh output."""
+    """An exact GELU that overwrites its input: only where that input is a layer's fresh output."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten.gelu_(x)
@@ -234,20 +242,11 @@ def gelu_in_place(model: nn.Module) -> int:
     Nothing else holds that output: the MLP and ``Sequential`` pass it straight on. At 1024² the
     ViT-L MLP's hidden map and the detail decoder's maps are 64-128 MB each, so it saves one such
     allocation (and a pass over fresh pages) per layer."""
-    count = 0
-    for module in model.modules():
-        if _fused_class(module) is not None:
-            module.act.__class__ = _InPlaceGELU  # type: ignore[union-attr]
-            count += 1
-    for seq in model.modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
-        items = [m for m in seq if not isinstance(m, _FoldedBatchNorm)]
-        for conv, act in pairwise(items):
-            if type(conv) in (nn.Conv2d, nn.ConvTranspose2d) and _is_exact_gelu(act):
-                act.__class__ = _InPlaceGELU
-                count += 1
-    return count
+    acts = [m.act for m in model.modules() if _fused_class(m) is not None]
+    acts += [act for _, act in _conv_gelus(model)]
+    for act in acts:
+        act.__class__ = _InPlaceGELU
+    return len(acts)
 
 
 def _fuse_linear_bias(model: nn.Module) -> int:

@@ -17,6 +17,7 @@ things differ from upstream:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -98,13 +99,12 @@ def mask_buffer_scope() -> Iterator[None]:
 
 
 def _mask_out(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
-    """A contiguous ``shape`` view of the scope's mask buffer (grown when too small), else None."""
+    """A contiguous ``shape`` view of the scope's mask buffer (grown when too small); None outside
+    a :func:`mask_buffer_scope` or where autograd records (``out=`` ops cannot be differentiated)."""
     buffers = _MASK_BUFFER.get()
-    if buffers is None:
+    if buffers is None or torch.is_grad_enabled():
         return None
-    numel = 1
-    for size in shape:
-        numel *= size
+    numel = math.prod(shape)
     key = (like.dtype, like.device)
     buffer = buffers.get(key)
     if buffer is None or buffer.numel() < numel:
@@ -132,7 +132,7 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos
             def mask(rows: slice) -> torch.Tensor:
                 a, c = rel_h[:, :, rows, :, None], rel_w[:, :, rows, None, :]
                 out = _mask_out((b, n, a.shape[2], h, w), q)
-                return (torch.add(a, c, out=out) if out is not None else a + c).reshape(b, n, -1, tokens)
+                return (a + c if out is None else torch.add(a, c, out=out)).reshape(b, n, -1, tokens)
         else:
             key_h, key_w = _one_hot_keys(h, w, q)
             keys = torch.cat((key_h, key_w), dim=1).t()  # [h + w, N]
@@ -141,7 +141,7 @@ def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos
             def mask(rows: slice) -> torch.Tensor:
                 part = rel[:, :, rows]
                 out = _mask_out((*part.shape[:-1], tokens), q)
-                return torch.matmul(part, keys, out=out) if out is not None else torch.matmul(part, keys)
+                return torch.matmul(part, keys) if out is None else torch.matmul(part, keys, out=out)
         outs = []
         for start in range(0, tokens, _MASK_CHUNK):
             rows = slice(start, start + _MASK_CHUNK)

@@ -112,7 +112,8 @@ def prepare_model(model: nn.Module, runtime: Runtime) -> nn.Module:
     :func:`semat.models.precision.reduce_precision` folds the detail decoder's BatchNorms, casts the
     Linear/Conv weights once (autocast then does not re-cast them on every forward; half the
     weight memory) and, on CPU, fuses bias and GELU into oneDNN's epilogues. Normalisation layers,
-    embeddings and the detail decoder's head stay fp32."""
+    embeddings and the detail decoder's head stay fp32. For fp32,
+    :func:`semat.models.precision.prepare_fp32` folds the BatchNorms and runs GELUs in place."""
     from semat.models.precision import prepare_fp32, reduce_precision
 
     model = model.to(device=runtime.device).eval()
