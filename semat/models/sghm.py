@@ -92,7 +92,9 @@ class SGHM(nn.Module):
         x4, x3, x2, x1, x0 = self.backbone(quarter)
         x4 = self.aspp(x4)
         seg_logit = self.decoder(x4, x3, x2, x1, x0)[:, :1]
-        segment = F.interpolate(torch.sigmoid(seg_logit), scale_factor=4.0, mode="bilinear",
+        # The probability in fp32 whatever the model dtype: bf16 rounds values near 0.5 to steps of
+        # 1/256, and it is both the segment output and the mask's 0.5 threshold (cheap: one channel).
+        segment = F.interpolate(torch.sigmoid(seg_logit.float()), scale_factor=4.0, mode="bilinear",
                                 align_corners=False, recompute_scale_factor=True)
         mask = (segment > 0.5).to(image.dtype)
         mq = F.interpolate(mask, scale_factor=0.25, mode="bilinear", align_corners=False,
