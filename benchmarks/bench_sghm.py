@@ -17,6 +17,10 @@ out); peak RSS is the process maximum (``ru_maxrss``), load included. Modes:
 * ``ours`` - the default pipeline (OS1 only on tiles the fusion uses). Its cost depends on the
   weights and image: with the golden stand-in weights the OS1 region is empty.
 
+``--dtypes`` runs the ``ours*`` modes in each dtype (the reference stays fp32, as released):
+bfloat16 is what ``--dtype auto`` gives SGHM on a native-bf16 CPU (AMX or AVX512-BF16), the whole
+model cast once at load. The table adds each row's time over the same size's fp32 ``ours`` row.
+
 Without ``--checkpoint``, the model gets random weights (timings of ``reference`` and
 ``ours-full`` do not depend on the weights). The spec's reference figures (AMD EPYC, 2 threads):
 1024x1024 image about 3 s and 1.65 GB, 1920x1080 image 5-6 s and 2.4 GB.
@@ -33,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = {"1024x1024": (3.0, 1.65), "1920x1080": (5.6, 2.40)}  # seconds, GB (sghm-spec.md §4)
@@ -72,7 +77,8 @@ def _reference_like(model, image: np.ndarray):
     return alpha[0, 0].numpy(), seg[0, 0].numpy()
 
 
-def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: int) -> dict:
+def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: int,
+            dtype: str = "float32") -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -80,7 +86,7 @@ def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: 
     from semat.models.sghm import SGHM
     from semat.runtime import Runtime
 
-    rt = Runtime(torch.device("cpu"), torch.float32)
+    rt = Runtime(torch.device("cpu"), torch.float32 if mode == "reference" else getattr(torch, dtype))
     fuse = mode != "reference"
     if checkpoint:
         model, _ = load_sghm(checkpoint, rt, fuse=fuse)
@@ -89,6 +95,7 @@ def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: 
         model = SGHM().eval()
         if fuse:
             model.fuse_()
+        model.to(dtype=rt.dtype)
     w, h = (int(v) for v in size.split("x"))
     image = _image(w, h)
     if mode == "reference":
@@ -108,7 +115,7 @@ def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: 
         alpha, _seg = call()
         times.append(time.perf_counter() - t)
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-    return {"mode": mode, "size": size, "times": times, "best": min(times), "median": float(np.median(times)),
+    return {"mode": mode, "dtype": str(rt.dtype).removeprefix("torch."), "size": size, "times": times, "best": min(times), "median": float(np.median(times)),
             "peak_rss_gb": rss_gb, "alpha_mean": float(alpha.mean())}
 
 
@@ -118,31 +125,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", nargs="+", default=["1024x1024", "1920x1080"])
     ap.add_argument("--modes", nargs="+", default=["reference", "ours-full", "ours"],
                     choices=["reference", "ours-full", "ours"])
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+                    help="dtypes for the ours* modes (the reference runs in fp32)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=3, metavar=("MODE", "SIZE", "DTYPE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one[0], args.one[1], args.checkpoint, args.repeat, args.threads)))
+        mode, size, dtype = args.one
+        print(json.dumps(run_one(mode, size, args.checkpoint, args.repeat, args.threads, dtype)))
         return 0
-    results: dict[tuple[str, str], dict] = {}
+    settings = [(mode, dtype) for mode in args.modes for dtype in (["float32"] if mode == "reference" else args.dtypes)]
+    results: dict[tuple[str, str, str], dict] = {}
     for size in args.sizes:
-        for mode in args.modes:
-            cmd = [sys.executable, __file__, "--one", mode, size, "--repeat", str(args.repeat),
+        for mode, dtype in settings:
+            cmd = [sys.executable, __file__, "--one", mode, size, dtype, "--repeat", str(args.repeat),
                    "--threads", str(args.threads)] + (["--checkpoint", args.checkpoint] if args.checkpoint else [])
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
-            results[(mode, size)] = r = json.loads(out.strip().splitlines()[-1])
-            print(f"{size:>10} {mode:>10}: best {r['best']:.2f} s, median {r['median']:.2f} s, "
+            results[(mode, size, dtype)] = r = json.loads(out.strip().splitlines()[-1])
+            print(f"{size:>10} {mode:>10} {dtype:>9}: best {r['best']:.2f} s, median {r['median']:.2f} s, "
                   f"peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
-    print("\nsize        mode        time (s)  peak RSS (GB)  speed-up vs reference  (spec reference: s, GB)")
+    from semat.runtime import cpu_bf16_feature
+
+    print(f"\nCPU: {cpu_name()}; native bf16: {cpu_bf16_feature() or 'none'}; {args.threads} threads")
+    print("size        mode        dtype      time (s)  peak RSS (GB)  vs reference  /ours fp32  (spec reference: s, GB)")
     for size in args.sizes:
-        ref = results.get(("reference", size))
+        ref = results.get(("reference", size, "float32"))
+        base = results.get(("ours", size, "float32"))
         spec = SPEC.get(size)
-        for mode in args.modes:
-            r = results[(mode, size)]
+        for mode, dtype in settings:
+            r = results[(mode, size, dtype)]
             speed = f"{ref['median'] / r['median']:.2f}x" if ref else "-"
+            rel = f"{r['median'] / base['median']:.2f}" if base else "-"
             spec_s = f"{spec[0]:.1f} s, {spec[1]:.2f} GB" if spec else "-"
-            print(f"{size:<11} {mode:<11} {r['median']:>8.2f}  {r['peak_rss_gb']:>13.2f}  {speed:>21}  ({spec_s})")
+            print(f"{size:<11} {mode:<11} {dtype:<9} {r['median']:>9.2f}  {r['peak_rss_gb']:>13.2f}  {speed:>12}"
+                  f"  {rel:>10}  ({spec_s})")
     return 0
 
 
