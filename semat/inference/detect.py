@@ -136,8 +136,8 @@ class TextDetector:
     """GroundingDINO-family wrapper: ``detect(image, "cat. dog.")`` → list of :class:`Detection`.
 
     Precision: under ``dtype=auto`` the detector follows :meth:`semat.runtime.Runtime.for_model`
-    (bf16 on CUDA and on AMX CPUs, where it was measured 0.66-0.69x the fp32 time; fp32 on other
-    CPUs). A reduced dtype casts the weights once and runs the forward under autocast, so ops
+    (bf16 on CUDA and on native-bf16 CPUs, where it was measured 0.60-0.69x the fp32 time on AMX
+    and on AVX512-BF16; fp32 elsewhere). A reduced dtype casts the weights once and runs the forward under autocast, so ops
     without a fast bf16 kernel stay fp32; on CPU the linear layers then run through oneDNN with
     the bias in the matmul's epilogue (:func:`semat.models.precision.reduce_precision`, bit-identical).
     """
