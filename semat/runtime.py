@@ -6,11 +6,12 @@ natively and float32 elsewhere:
 * CUDA: bf16 when the GPU supports it (``torch.cuda.is_bf16_supported()``; Ampere and newer);
 * CPU: bf16 when the CPU has AMX-bf16 tiles or AVX512-BF16 instructions (detected through
   ``torch.cpu.get_capabilities()``); there oneDNN's bf16 matmul runs about 3-4x the fp32 rate
-  (see ``benchmarks/bench_semat.py``). Without them bf16 is emulated and slower than fp32.
+  with AMX and about 2.3x with AVX512-BF16 alone (same-run 4096² products on 2-core Xeon and
+  EPYC machines; ``benchmarks/bench_semat.py``). Without them bf16 is emulated and slower.
 
 An explicit dtype (argument or ``SEMAT_DTYPE``) always wins. Under ``auto`` each model family
 may still keep fp32 where bf16 was measured slower or outside its accuracy budget
-(:meth:`Runtime.for_model`): the text detector is fp32 on CPUs without AMX.
+(:meth:`Runtime.for_model`); today every family was measured faster in bf16 on both CPU kinds.
 """
 
 from __future__ import annotations
