@@ -115,8 +115,8 @@ def run_one(mode: str, size: str, checkpoint: str | None, repeat: int, threads: 
         alpha, _seg = call()
         times.append(time.perf_counter() - t)
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-    return {"mode": mode, "dtype": str(rt.dtype).removeprefix("torch."), "size": size, "times": times, "best": min(times), "median": float(np.median(times)),
-            "peak_rss_gb": rss_gb, "alpha_mean": float(alpha.mean())}
+    return {"mode": mode, "dtype": str(rt.dtype).removeprefix("torch."), "size": size, "times": times,
+            "best": min(times), "median": float(np.median(times)), "peak_rss_gb": rss_gb, "alpha_mean": float(alpha.mean())}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,7 +112,7 @@ def load(name: str, *, settings: Settings | None = None, checkpoint: str | None 
         from semat.inference.sghm import HumanPredictor
         from semat.runtime import select_runtime
 
-        return HumanPredictor.from_pretrained(checkpoint, runtime=select_runtime(device, dtype).for_model("human"),
+        return HumanPredictor.from_pretrained(checkpoint, runtime=select_runtime(device, dtype),
                                               progress=progress)
     from semat.inference.detect import TextDetector
 

@@ -9,9 +9,13 @@ natively and float32 elsewhere:
   with AMX and about 2.3x with AVX512-BF16 alone (same-run 4096² products on 2-core Xeon and
   EPYC machines; ``benchmarks/bench_semat.py``). Without them bf16 is emulated and slower.
 
-An explicit dtype (argument or ``SEMAT_DTYPE``) always wins. Under ``auto`` each model family
-may still keep fp32 where bf16 was measured slower or outside its accuracy budget
-(:meth:`Runtime.for_model`); today every family was measured faster in bf16 on both CPU kinds.
+An explicit dtype (argument or ``SEMAT_DTYPE``) always wins. Every model family (SEMat, SGHM,
+the text detectors) runs the chosen dtype: each was measured faster in bf16 on both native-bf16
+CPU kinds (2 cores, same-run bf16 / fp32 time: SEMat 0.29-0.38 on an AMX Xeon and 0.41-0.58 on an
+AVX512-BF16 EPYC without AMX; SGHM 0.49-0.57 on the EPYC; the detectors, weights cast once +
+autocast, 0.66-0.69 and 0.60-0.69 at 800 and 640 px). SEMat and SGHM are held to the reference's
+own bf16 deviation on the golden fixtures (tests/test_dtype.py, tests/test_sghm_parity.py); the
+detectors have no golden fixture.
 """
 
 from __future__ import annotations
@@ -88,24 +92,6 @@ class Runtime:
             else:
                 why = " (auto)"
         return f"{name}, {self.dtype_name}{why}"
-
-    def for_model(self, family: str) -> Runtime:
-        """The runtime one model family should use under this one.
-
-        An explicit dtype is kept for every family. Under ``auto``:
-
-        * ``"semat"``, ``"human"`` (SGHM) and ``"detector"`` (GroundingDINO family): as chosen
-          (bf16 on native-bf16 hardware), each measured faster there; SEMat and SGHM are held to
-          the reference's own bf16 deviation on the golden fixtures (tests/test_dtype.py,
-          tests/test_sghm_parity.py), while the detectors have no golden fixture. On 2 cores, same-run
-          bf16 / fp32 time: SEMat 0.29-0.38 (AMX Xeon) and 0.41-0.58 (AVX512-BF16 EPYC, no AMX);
-          SGHM 0.49-0.57 (EPYC); the detectors (weights cast once + autocast,
-          ``benchmarks/bench_detect.py``) 0.66-0.69 (Xeon) and 0.60-0.69 (EPYC) at 800 and 640 px.
-          Plain autocast had been 2x slower for the detectors.
-        The hook stays so that a family measured slower in bf16 somewhere can opt out here.
-        """
-        del family
-        return self
 
 
 _ALLOCATOR_TUNED = False

@@ -19,7 +19,7 @@ from semat.inference.detect import (
     TextDetector,
     write_tiny_vocab,
 )
-from semat.runtime import Runtime, select_runtime
+from semat.runtime import select_runtime
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -139,14 +139,13 @@ def test_released_size_defaults_to_800(vocab_file: Path) -> None:
 
 def test_dtype_policy(vocab_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SEMAT_DTYPE", raising=False)
-    auto_cpu = Runtime(torch.device("cpu"), torch.bfloat16, auto=True)
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
     det = TextDetector.tiny(vocab_file=vocab_file, runtime=select_runtime("cpu"))
     assert det.runtime.dtype == torch.float32  # auto on a CPU without native bf16: fp32
     assert all(p.dtype == torch.float32 for p in det.model.parameters())
     for flags in ({"avx512_bf16": True}, {"amx_tile": True, "amx_bf16": True}):
         monkeypatch.setattr(torch.cpu, "get_capabilities", lambda flags=flags: dict(flags))
-        native = TextDetector.tiny(vocab_file=vocab_file, runtime=auto_cpu)
+        native = TextDetector.tiny(vocab_file=vocab_file, runtime=select_runtime("cpu"))
         # auto on native bf16: bf16 (measured 0.60-0.69x fp32 with AVX512-BF16 alone, 0.66-0.69x on AMX)
         assert native.runtime.dtype == torch.bfloat16
     explicit = TextDetector.tiny(vocab_file=vocab_file, runtime=select_runtime("cpu", "bfloat16"))

@@ -87,21 +87,6 @@ def test_this_machine_is_detected_through_torch() -> None:
     assert rt.native_bf16("cpu") == native
 
 
-def test_every_family_follows_auto_on_native_bf16_cpus(caps) -> None:
-    auto = Runtime(torch.device("cpu"), torch.bfloat16, auto=True)
-    # bench_detect, bf16/fp32 time: 0.66-0.69 with AMX, 0.60-0.69 with AVX512-BF16 alone (EPYC)
-    for flags in ({"avx512_bf16": True}, {"amx_tile": True, "amx_bf16": True, "avx512_bf16": True}):
-        caps(**flags)
-        assert select_runtime("cpu").dtype == torch.bfloat16
-        for family in ("semat", "human", "detector"):
-            assert auto.for_model(family) is auto
-    caps()  # no native bf16: auto is fp32 for every family
-    fp32 = select_runtime("cpu")
-    assert fp32.dtype == torch.float32 and fp32.for_model("detector").dtype == torch.float32
-    explicit = Runtime(torch.device("cpu"), torch.bfloat16)
-    assert explicit.for_model("detector") is explicit
-
-
 # ------------------------------------------------------------------- cast once at load
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("variant", ["sam", "hq-sam", "sam2"])

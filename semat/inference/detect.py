@@ -135,10 +135,10 @@ def set_shortest_side(processor: Any, shortest_side: int | None) -> None:
 class TextDetector:
     """GroundingDINO-family wrapper: ``detect(image, "cat. dog.")`` → list of :class:`Detection`.
 
-    Precision: under ``dtype=auto`` the detector follows :meth:`semat.runtime.Runtime.for_model`
-    (bf16 on CUDA and on native-bf16 CPUs, where it was measured 0.60-0.69x the fp32 time on AMX
-    and on AVX512-BF16; fp32 elsewhere). A reduced dtype casts the weights once and runs the forward under autocast, so ops
-    without a fast bf16 kernel stay fp32; on CPU the linear layers then run through oneDNN with
+    Precision: the runtime's dtype (under ``auto``, bf16 on CUDA and on native-bf16 CPUs, where it
+    was measured 0.60-0.69x the fp32 time on AMX and on AVX512-BF16; see :mod:`semat.runtime`).
+    A reduced dtype casts the weights once and runs the forward under autocast, so ops without a
+    fast bf16 kernel stay fp32; on CPU the linear layers then run through oneDNN with
     the bias in the matmul's epilogue (:func:`semat.models.precision.reduce_precision`, bit-identical).
     """
 
@@ -149,8 +149,7 @@ class TextDetector:
         from semat.models.precision import reduce_precision
         from semat.runtime import Runtime, select_runtime
 
-        runtime = runtime or select_runtime("cpu")
-        self.runtime: Runtime = runtime.for_model("detector")
+        self.runtime: Runtime = runtime or select_runtime("cpu")
         self.model = model.to(self.runtime.device).eval()
         if self.runtime.dtype != torch.float32:
             reduce_precision(self.model, self.runtime.dtype)
