@@ -112,6 +112,30 @@ def test_mask_buffer_scope_reuses_one_buffer_and_changes_nothing(hw: tuple[int, 
     torch.testing.assert_close(out.detach(), want, atol=1e-5, rtol=1e-5)
 
 
+def test_folded_form_keeps_its_constant_columns_per_scope_and_changes_nothing() -> None:
+    """bf16 on CPU past 1024 tokens takes the folded form. Inside a scope its extended q/k/v live
+    in one buffer per shape whose one-hot and zero columns are written once: the output equals
+    the freshly built form's bit for bit, on every reuse and with other values in between."""
+    from semat.models import sam_encoder
+
+    torch.manual_seed(0)
+    hw = (30, 36)
+    inputs = [[torch.randn(2, 3, hw[0] * hw[1], 8, dtype=torch.bfloat16) for _ in range(3)] for _ in range(2)]
+    rel_h, rel_w = torch.randn(2 * hw[0] - 1, 8), torch.randn(2 * hw[1] - 1, 8)
+    with torch.inference_mode():
+        assert not sam_encoder._use_bias_mask(inputs[0][0])
+        want = [sam_encoder.rel_pos_attention(*qkv, rel_h, rel_w, hw, 0.3) for qkv in inputs]
+        with sam_encoder.mask_buffer_scope():
+            got = [sam_encoder.rel_pos_attention(*inputs[i % 2], rel_h, rel_w, hw, 0.3) for i in range(3)]
+            buffers = sam_encoder._FOLD_BUFFER.get()
+            assert buffers is not None and len(buffers) == 1
+            (buffer,) = buffers.values()
+            assert buffer.shape == (3, 2, 3, hw[0] * hw[1], 8 + 30 + 36 + 6)  # 80: a multiple of 8
+        assert sam_encoder._FOLD_BUFFER.get() is None
+    for i, out in enumerate(got):
+        assert torch.equal(out, want[i % 2])
+
+
 @pytest.mark.parametrize(("hw", "window"), [((8, 8), 4), ((9, 13), 4), ((5, 3), 7), ((28, 14), 14)])
 def test_window_partition_equals_upstream_pad_and_partition(hw: tuple[int, int], window: int) -> None:
     """One-copy partition (padding set to a fill value) and unpartition (from per-head outputs)
