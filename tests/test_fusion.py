@@ -65,7 +65,7 @@ def test_fp32_is_left_alone() -> None:
 
     model = build_semat("sam2", tiny=True).eval()
     classes = [type(m) for m in model.modules()]
-    assert fusion.fuse_cpu_bf16(model) == {"conv_gelu": 0, "mlp_gelu": 0, "linear": 0}
+    assert fusion.fuse_cpu_bf16(model) == {"conv_gelu": 0, "conv_add_gelu": 0, "mlp_gelu": 0, "linear": 0}
     assert [type(m) for m in model.modules()] == classes
 
 
@@ -133,7 +133,7 @@ def test_conv_gelu_and_linear_fusions_match_unfused_bf16() -> None:
     counts = fusion.fuse_cpu_bf16(model)
     # The first conv (-> folded BN -> GELU) fuses; the ConvTranspose2d and the last conv (no GELU)
     # do not; a Sequential's Linear -> GELU is not an MLP module, so both linears are plain ones.
-    assert counts == {"conv_gelu": 1, "mlp_gelu": 0, "linear": 2}
+    assert counts == {"conv_gelu": 1, "conv_add_gelu": 0, "mlp_gelu": 0, "linear": 2}
     assert isinstance(model[0][0], fusion._ConvGELU) and isinstance(model[0][2], fusion._AppliedGELU)
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
         got, unfused = model(x).float(), ref(x).float()
@@ -179,3 +179,48 @@ def test_linear_gelu_equals_gelu_of_linear() -> None:
         want = torch.nn.functional.gelu(torch.nn.functional.linear(x, lin.weight.float(), lin.bias.float()))
     assert got.shape == (3, 7, 96) and got.dtype == torch.float32
     torch.testing.assert_close(got, want, atol=0.05, rtol=0.02)
+
+
+@needs_onednn
+def test_residual_blocks_add_in_the_conv_epilogue() -> None:
+    """The detail decoder's residual blocks (gelu(basic(x) + res(x))): prepared for bf16, the sum
+    is the res conv's epilogue; within bf16 rounding of the unfused bf16 blocks, and an unmarked
+    conv (an unprepared model) keeps the plain ops bit for bit."""
+    from semat.models.detail_decoder import _DownBlock, _UpBlock
+    from semat.models.precision import cast_matmul_weights, reduce_precision
+
+    torch.manual_seed(0)
+    blocks = nn.ModuleList([_DownBlock(6, 8), _UpBlock(8, 4)]).eval()
+    _randomise_bn(blocks)
+    x = torch.randn(1, 6, 24, 20).contiguous(memory_format=torch.channels_last)
+    ref = copy.deepcopy(blocks)
+    fold_only = copy.deepcopy(blocks)
+
+    def run(m: nn.ModuleList) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+            d = m[0](x)
+            return m[1](d, d).float()
+
+    with torch.inference_mode():
+        want = blocks[1](blocks[0](x), blocks[0](x))
+    fusion.fold_batchnorm(fold_only)
+    cast_matmul_weights(fold_only, torch.bfloat16)
+    cast_matmul_weights(ref, torch.bfloat16)
+    plain = run(fold_only)
+    reduce_precision(blocks, torch.bfloat16)
+    assert [type(b.res_layer) for b in blocks] == [fusion._ConvAddGELU] * 2
+    got, unfused = run(blocks), run(ref)
+    scale = float(want.abs().max())
+    assert float((got - want).abs().max()) <= 2 * float((unfused - want).abs().max()) + 1e-3 * scale
+    assert float((got - plain).abs().max()) <= 0.02 * scale
+    # Called directly: the marked conv fuses, the plain one is gelu(other + conv(x)) exactly.
+    conv = blocks[0].res_layer
+    xb = x.to(torch.bfloat16)
+    with torch.inference_mode():
+        other = torch.randn(1, 8, 12, 10, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        expect = torch.nn.functional.gelu(other + torch.nn.functional.conv2d(xb, conv.weight, conv.bias, 2, 2))
+        plain_conv = nn.Conv2d(6, 8, 5, 2, 2).to(torch.bfloat16)
+        plain_conv.load_state_dict(conv.state_dict())
+        assert torch.equal(fusion.conv_add_gelu(plain_conv, xb, other.clone()), expect)
+        fused = fusion.conv_add_gelu(conv, xb, other.clone())
+    assert float((fused.float() - expect.float()).abs().max()) <= 0.02 * float(expect.abs().max())

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semat.models.fusion import conv_add_gelu
 from semat.models.precision import fp32_island
 
 __all__ = ["MattingDetailDecoder"]
@@ -53,7 +54,7 @@ class _DownBlock(nn.Module):
         self.res_layer = nn.Conv2d(cin, cout, k, 2, k // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.basic_layer(x) + self.res_layer(x))
+        return conv_add_gelu(self.res_layer, x, self.basic_layer(x))
 
 
 class _UpBlock(nn.Module):
@@ -75,7 +76,7 @@ class _UpBlock(nn.Module):
         x = x + skip
         out = self.basic_layer(x)
         identity = F.interpolate(x, size=out.shape[-2:], mode="bilinear", align_corners=False)
-        return F.gelu(out + self.res_layer(identity.contiguous(memory_format=_CL)))
+        return conv_add_gelu(self.res_layer, identity.contiguous(memory_format=_CL), out)
 
 
 class MattingDetailDecoder(nn.Module):

@@ -9,7 +9,8 @@ the fp32 accumulator, so each output is written once, in bf16. Measured on a 2-c
 is the exact (erf) one, as ``nn.GELU()`` computes it, applied before the bf16 rounding rather
 than after, so the result is at least as close to fp32. The detail decoder's ``conv -> BN ->
 GELU`` chains at 1024² become one oneDNN convolution each (:func:`fold_batchnorm`, then
-:func:`fuse_cpu_bf16`). SEMat-SAM2 in bf16 went from 7.7 s to 6.6-7.0 s with these.
+:func:`fuse_cpu_bf16`), and its residual blocks add their two paths in the second conv's epilogue
+(:func:`conv_add_gelu`). SEMat-SAM2 in bf16 went from 7.7 s to 6.6-7.0 s with these.
 
 Everything here swaps module classes (parameters, names and the checkpoint layout are
 untouched). The oneDNN fusions apply only where the fused ops exist (a oneDNN build of torch),
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["fold_batchnorm", "fuse_cpu_bf16", "fused_linear_gelu_supported", "gelu_in_place", "linear_gelu"]
+__all__ = ["conv_add_gelu", "fold_batchnorm", "fuse_cpu_bf16", "fused_linear_gelu_supported", "gelu_in_place", "linear_gelu"]
 
 
 def _onednn_bf16(weight: torch.Tensor, op: str) -> bool:
@@ -197,6 +198,33 @@ class _ConvGELU(nn.Conv2d):
             list(self.dilation), self.groups, "gelu", [], "none")
 
 
+class _ConvAddGELU(nn.Conv2d):
+    """A residual block's identity-path conv whose sum and GELU :func:`conv_add_gelu` fuses
+    (set by :func:`fuse_cpu_bf16`); called as a module it is the plain conv."""
+
+
+def conv_add_gelu(conv: nn.Conv2d, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``gelu(other + conv(x))``, a residual block's last step; ``other`` must be a fresh output
+    that nothing else holds (the fused form overwrites it).
+
+    For a conv that :func:`fuse_cpu_bf16` marked (bf16 weights, oneDNN CPU) the sum is the
+    convolution's epilogue (added on the fp32 accumulator, rounded once) and the GELU runs in
+    place, so neither the conv's output nor the sum is a map of its own: at 1024² (32 -> 16
+    channels, 3x3) 46 -> 27 ms, and 28-30 -> 10 ms for the 512² maps (2-core AMX CPU, best of 5).
+    oneDNN has no GELU after a sum (only ReLU), hence the separate in-place GELU. Otherwise (fp32,
+    CUDA, autograd, other layouts, an unprepared model) the plain ops."""
+    fused = (type(conv) is _ConvAddGELU and not torch.is_grad_enabled()
+             and other.dtype == conv.weight.dtype and x.dim() == 4
+             and other.is_contiguous(memory_format=torch.channels_last)
+             and x.is_contiguous(memory_format=torch.channels_last))
+    if not fused:
+        return F.gelu(other + conv(x))
+    torch.ops.mkldnn._convolution_pointwise_.binary(
+        other, x.to(conv.weight.dtype), conv.weight, conv.bias, list(conv.padding), list(conv.stride),
+        list(conv.dilation), conv.groups, "add", 1.0, None, [], None)
+    return torch.ops.aten.gelu_(other)
+
+
 class _AppliedGELU(nn.GELU):
     """A GELU already applied by the conv before it (:class:`_ConvGELU`): the identity."""
 
@@ -249,6 +277,18 @@ def gelu_in_place(model: nn.Module) -> int:
     return len(acts)
 
 
+def _fuse_conv_add_gelu(model: nn.Module) -> int:
+    """Mark the identity-path conv (``res_layer``) of each residual block of the detail decoder
+    (``gelu(basic_layer(x) + res_layer(x))``) for :func:`conv_add_gelu`."""
+    count = 0
+    for module in model.modules():
+        conv = getattr(module, "res_layer", None)
+        if hasattr(module, "basic_layer") and type(conv) is nn.Conv2d and _fused_conv_gelu_supported(conv):
+            conv.__class__ = _ConvAddGELU
+            count += 1
+    return count
+
+
 def _fuse_linear_bias(model: nn.Module) -> int:
     count = 0
     for module in model.modules():
@@ -261,8 +301,10 @@ def _fuse_linear_bias(model: nn.Module) -> int:
 def fuse_cpu_bf16(model: nn.Module) -> dict[str, int]:
     """All CPU-bf16 fusions of this module on ``model`` (in place, after the weights are cast).
 
-    Returns how many modules each changed: ``conv_gelu``, ``mlp_gelu`` and ``linear`` (the
-    remaining plain linear layers). A no-op (all zeros) off CPU, in fp32 or without oneDNN."""
-    counts = {"conv_gelu": _fuse_conv_gelu(model), "mlp_gelu": _fuse_mlp_gelu(model)}
+    Returns how many modules each changed: ``conv_gelu``, ``conv_add_gelu`` (residual blocks),
+    ``mlp_gelu`` and ``linear`` (the remaining plain linear layers). A no-op (all zeros) off CPU,
+    in fp32 or without oneDNN."""
+    counts = {"conv_gelu": _fuse_conv_gelu(model), "conv_add_gelu": _fuse_conv_add_gelu(model),
+              "mlp_gelu": _fuse_mlp_gelu(model)}
     counts["linear"] = _fuse_linear_bias(model)
     return counts
