@@ -11,8 +11,8 @@ natively and float32 elsewhere:
 
 An explicit dtype (argument or ``SEMAT_DTYPE``) always wins. Every model family (SEMat, SGHM,
 the text detectors) runs the chosen dtype: each was measured faster in bf16 on both native-bf16
-CPU kinds (2 cores, same-run bf16 / fp32 time: SEMat 0.29-0.38 on an AMX Xeon and 0.41-0.58 on an
-AVX512-BF16 EPYC without AMX; SGHM 0.49-0.57 on the EPYC; the detectors, weights cast once +
+CPU kinds (2 cores, same-run bf16 / fp32 time: SEMat 0.26-0.38 on an AMX Xeon and 0.41-0.58 on an
+AVX512-BF16 EPYC without AMX; SGHM 0.40-0.53 on the Xeon, 0.49-0.57 on the EPYC; the detectors, weights cast once +
 autocast, 0.66-0.69 and 0.60-0.69 at 800 and 640 px). SEMat and SGHM are held to the reference's
 own bf16 deviation on the golden fixtures (tests/test_dtype.py, tests/test_sghm_parity.py); the
 detectors have no golden fixture.
