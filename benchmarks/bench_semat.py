@@ -11,8 +11,8 @@ threads, a full-size model (random weights, 1024x1024 image, one box, through
 
 Each setting reports forward seconds (wall and process CPU) of a warm forward (after
 ``--warmup`` untimed ones, default 1: the first forward of a process also builds oneDNN's kernels
-for each shape and faults in the heap, 0.7-0.9 s more in bf16 on a 2-core AMX CPU, once per
-server process; its time is printed as ``first``), peak RSS of its process (model build
+for each shape and faults in the heap, 0.1-0.9 s more in bf16 on a 2-core AMX CPU depending on
+the run, once per server process; its time is printed as ``first``), peak RSS of its process (model build
 + forwards), achieved GFLOP/s from the spec's FLOP counts (semat-spec §0 / performance-anchors:
 SAM 3.61 T, HQ-SAM 3.63 T, SAM2 2.4 T incl. the SDPA attention a CPU counter misses), and that
 rate as a fraction of 4096² matmuls run in the same process in the compute dtype, 2 s back to
