@@ -134,6 +134,13 @@ def test_folded_form_keeps_its_constant_columns_per_scope_and_changes_nothing() 
         assert sam_encoder._FOLD_BUFFER.get() is None
     for i, out in enumerate(got):
         assert torch.equal(out, want[i % 2])
+    q = inputs[0][0].clone().requires_grad_(True)  # where autograd records: a fresh buffer, no reuse
+    with sam_encoder.mask_buffer_scope():
+        out = sam_encoder.rel_pos_attention(q, *inputs[0][1:], rel_h, rel_w, hw, 0.3)
+        assert sam_encoder._FOLD_BUFFER.get() == {}
+    out.float().sum().backward()
+    assert q.grad is not None  # (with grad, SDPA may pick another kernel: equal to rounding)
+    torch.testing.assert_close(out.detach(), want[0])
 
 
 @pytest.mark.parametrize(("hw", "window"), [((8, 8), 4), ((9, 13), 4), ((5, 3), 7), ((28, 14), 14)])
